@@ -1,0 +1,1 @@
+"""Feed adapters: recorded files, the SMARD day-ahead file, the intraday market simulator."""
