@@ -1,0 +1,1 @@
+"""Kafka: admin, sources and sinks."""

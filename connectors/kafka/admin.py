@@ -1,0 +1,47 @@
+"""Kafka administration: create wattflow's topics idempotently and wait for the broker."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from wattflow.errors import KafkaError
+from wattflow.settings import KafkaSettings
+
+
+def admin_client(settings: KafkaSettings) -> AdminClient:
+    return AdminClient(settings.client_config())
+
+
+def ensure_topics(settings: KafkaSettings, topics: dict[str, int], replication_factor: int = 1,
+                  timeout_s: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet (name -> partitions); returns the names created."""
+    admin = admin_client(settings)
+    try:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+    except KafkaException as error:
+        raise KafkaError(
+            f"Kafka at {settings.bootstrap_servers} did not answer: {error}",
+            hint="start it with `wattflow stack up`, or check WATTFLOW_KAFKA_BOOTSTRAP_SERVERS",
+        ) from None
+    missing = [NewTopic(name, num_partitions=n, replication_factor=replication_factor)
+               for name, n in topics.items() if name not in existing]
+    if not missing:
+        return []
+    created = []
+    for name, future in admin.create_topics(missing, operation_timeout=timeout_s).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as error:
+            if error.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                raise KafkaError(f"could not create topic {name}: {error}") from None
+    return created
+
+
+def topic_partitions(settings: KafkaSettings, topic: str, timeout_s: float = 10.0) -> int:
+    metadata = admin_client(settings).list_topics(topic, timeout=timeout_s)
+    info = metadata.topics.get(topic)
+    if info is None or info.error is not None:
+        raise KafkaError(f"topic {topic} does not exist", hint="create it with `wattflow stack init`")
+    return len(info.partitions)

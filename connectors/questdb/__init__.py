@@ -1,0 +1,1 @@
+"""QuestDB: SQL over REST, table definitions, the ILP/HTTP sink."""

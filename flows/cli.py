@@ -1,0 +1,79 @@
+"""The ``wattflow`` command: one entry point, a sub-command per job.
+
+Each command group lives in its own module (``cli_stack``, ``cli_feed``, ...) that registers its
+parser; this module only assembles them and turns wattflow's errors into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from wattflow import __version__
+from wattflow.errors import WattflowError
+from wattflow.settings import Settings
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+#: Command-group modules, in the order ``--help`` lists them.
+_GROUPS = ("flows.cli_stack", "flows.cli_feed", "flows.cli_config", "flows.cli_demo")
+
+_DESCRIPTION = """\
+wattflow: a streaming power-trading engine for European short-term power markets.
+
+Market feeds stream through Kafka into Bytewax dataflows that store every tick in QuestDB, compute
+features and signals, and trade under pre-trade risk checks. Settings come from WATTFLOW_* environment
+variables and an optional settings file (see `wattflow config`).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wattflow", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"wattflow {__version__}")
+    parser.add_argument(
+        "--settings", type=Path, metavar="FILE",
+        help="settings file in dotenv syntax (WATTFLOW_...=value); default $WATTFLOW_SETTINGS_FILE or ./wattflow.env",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in _GROUPS:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    return Settings.load(getattr(args, "settings", None))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.func(args)
+    except WattflowError as error:
+        err_console.print(f"[bold red]error[/] [{error.code}] {error}")
+        return 1
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Typed settings, read from the environment (``WATTFLOW_...``) and an optional settings file.
+
+One class per component, each with its own prefix (``WATTFLOW_KAFKA_``, ``WATTFLOW_QUESTDB_``,
+``WATTFLOW_TOPICS_``, ``WATTFLOW_STACK_``, ``WATTFLOW_``). Precedence: explicit arguments, then the
+environment, then the settings file (dotenv syntax: ``WATTFLOW_KAFKA_BOOTSTRAP_SERVERS=...``; path in
+``WATTFLOW_SETTINGS_FILE``, default ``./wattflow.env`` when it exists), then the defaults below.
+Secrets are ``SecretStr``: they print as ``**********`` and only the client configs see them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Pinned server versions; wattflow/stack/maven/pom.xml pins the same (a test checks both agree).
+KAFKA_VERSION = "4.3.1"
+QUESTDB_VERSION = "9.3.4"
+LOOPBACK = "127.0.0.1"
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", env_file_encoding="utf-8")
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach the Kafka cluster. Security fields map onto librdkafka's names."""
+
+    model_config = _config("WATTFLOW_KAFKA_")
+
+    bootstrap_servers: str = f"{LOOPBACK}:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    client_id: str = "wattflow"
+
+    def client_config(self) -> dict[str, Any]:
+        """The librdkafka configuration shared by producers, consumers and the admin client."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol.lower(),
+            "client.id": self.client_id,
+        }
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password.get_secret_value() if self.sasl_password else None,
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": self.ssl_key_password.get_secret_value() if self.ssl_key_password else None,
+        }
+        config.update({k: str(v) for k, v in optional.items() if v is not None})
+        return config
+
+
+class QuestDBSettings(BaseSettings):
+    """How to reach QuestDB: ILP over HTTP for writes, the REST ``/exec`` endpoint for SQL."""
+
+    model_config = _config("WATTFLOW_QUESTDB_")
+
+    host: str = LOOPBACK
+    http_port: int = 9000
+    ilp_tcp_port: int = 9009
+    pg_port: int = 8812
+    health_port: int = 9003
+    tls: bool = False
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    auto_flush_rows: int = 75_000
+    request_timeout_ms: int = 10_000
+    retry_timeout_ms: int = 10_000
+
+    @property
+    def http_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.http_port}"
+
+    @property
+    def pg_address(self) -> str:
+        return f"{self.host}:{self.pg_port}"
+
+    def ilp_conf(self) -> str:
+        """The questdb client's configuration string (ILP over HTTP, which reports the server's errors)."""
+        parts = [
+            f"{'https' if self.tls else 'http'}::addr={self.host}:{self.http_port}",
+            "auto_flush=off",
+            f"request_timeout={self.request_timeout_ms}",
+            f"retry_timeout={self.retry_timeout_ms}",
+        ]
+        if self.token:
+            parts.append(f"token={self.token.get_secret_value()}")
+        elif self.username and self.password:
+            parts.append(f"username={self.username}")
+            parts.append(f"password={self.password.get_secret_value()}")
+        return ";".join(parts) + ";"
+
+    def auth_headers(self) -> dict[str, str]:
+        if self.token:
+            return {"Authorization": f"Bearer {self.token.get_secret_value()}"}
+        if self.username and self.password:
+            import base64
+
+            raw = f"{self.username}:{self.password.get_secret_value()}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+        return {}
+
+
+class TopicSettings(BaseSettings):
+    """Topic names and partition counts. Partitions are keyed by area and product."""
+
+    model_config = _config("WATTFLOW_TOPICS_")
+
+    raw: str = "md.raw.sim"
+    ticks: str = "md.ticks"
+    book: str = "md.book"
+    features: str = "features"
+    signals: str = "signals"
+    orders: str = "orders"
+    execution_reports: str = "execution.reports"
+    events: str = "events"
+    dlq: str = "dlq"
+    control: str = "control"
+    partitions: int = Field(default=4, ge=1)
+    raw_partitions: int = Field(default=4, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+    def all_topics(self) -> dict[str, int]:
+        """Every topic wattflow uses, with its partition count."""
+        names = [
+            self.ticks, self.book, self.features, self.signals, self.orders,
+            self.execution_reports, self.events, self.dlq,
+        ]
+        topics = dict.fromkeys(names, self.partitions)
+        topics[self.raw] = self.raw_partitions
+        topics[self.control] = 1
+        return topics
+
+
+class StackSettings(BaseSettings):
+    """The native stack (`wattflow stack`): where the jars are cached, which Java, ports and heaps."""
+
+    model_config = _config("WATTFLOW_STACK_")
+
+    kafka_version: str = KAFKA_VERSION
+    questdb_version: str = QUESTDB_VERSION
+    cache_dir: Path = Path.home() / ".cache" / "wattflow"
+    java_home: Path | None = None
+    kafka_controller_port: int = 9093
+    kafka_heap_mb: int = Field(default=1024, ge=512)
+    questdb_heap_mb: int = Field(default=1024, ge=256)
+    start_timeout_s: float = 90.0
+    stop_grace_s: float = 20.0
+
+
+class Settings(BaseSettings):
+    """All of wattflow's settings."""
+
+    model_config = _config("WATTFLOW_")
+
+    state_dir: Path = Path(".wattflow")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    questdb: QuestDBSettings = Field(default_factory=QuestDBSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+
+    @classmethod
+    def load(cls, settings_file: Path | str | None = None, **overrides: Any) -> Settings:
+        """Read settings from the environment and the settings file; ``overrides`` win over both."""
+        path = Path(settings_file) if settings_file else _default_settings_file()
+        env_file = path if path and path.exists() else None
+        components: dict[str, Any] = {
+            "kafka": KafkaSettings,
+            "questdb": QuestDBSettings,
+            "topics": TopicSettings,
+            "stack": StackSettings,
+        }
+        kwargs: dict[str, Any] = {}
+        for name, component in components.items():
+            given = overrides.pop(name, None)
+            if isinstance(given, BaseModel):
+                kwargs[name] = given
+            else:
+                kwargs[name] = component(_env_file=env_file, **(given or {}))
+        return cls(_env_file=env_file, **kwargs, **overrides)
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, every secret masked."""
+        return _mask(self.model_dump(mode="python"))
+
+
+def _default_settings_file() -> Path | None:
+    named = os.environ.get("WATTFLOW_SETTINGS_FILE")
+    if named:
+        return Path(named)
+    candidate = Path("wattflow.env")
+    return candidate if candidate.exists() else None
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "**********"
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
