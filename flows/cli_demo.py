@@ -13,6 +13,11 @@ def register(subparsers: Any) -> None:
         "main job. Leaves the stack running so that you can explore; stop it with `wattflow stack down`.",
     )
     parser.add_argument("--messages", type=int, default=1000, help="messages for the Kafka round trip")
+    parser.add_argument(
+        "--external-stack", action="store_true",
+        help="use the Kafka and QuestDB named in the settings (e.g. docker compose) "
+        "instead of starting the native stack",
+    )
     parser.set_defaults(func=run)
 
 
@@ -23,11 +28,11 @@ def run(args: argparse.Namespace) -> int:
     from wattflow.stack import Stack
 
     settings = load_settings(args)
-    stack = Stack(settings)
-    with console.status("starting the native stack (the first run fetches the jars from Maven Central)..."):
-        for server, what in stack.up().items():
-            console.print(f"[green]{server}[/]: {what}")
-        init_stack(settings)
+    if not args.external_stack:
+        with console.status("starting the native stack (the first run fetches the jars from Maven Central)..."):
+            for server, what in Stack(settings).up().items():
+                console.print(f"[green]{server}[/]: {what}")
+    init_stack(settings)
     with console.status("smoke path: Kafka round trip and QuestDB dedup..."):
         result = run_smoke(settings, args.messages)
     ok = result.produced == result.consumed == args.messages and result.questdb_rows_after_second_write == 1

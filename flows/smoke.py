@@ -53,8 +53,8 @@ def kafka_round_trip(settings: Settings, count: int = 1000, timeout_s: float = 3
             for message in consumer.consume(num_messages=1000, timeout=0.5):
                 if message.error():
                     raise KafkaError(f"consume failed: {message.error()}")
-                value = orjson.loads(message.value())
-                if value["run"] == run_id:
+                value = orjson.loads(message.value() or b"{}")
+                if value.get("run") == run_id:
                     seen.add(value["i"])
     finally:
         consumer.close()

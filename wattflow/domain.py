@@ -105,7 +105,8 @@ def area_rules(area: str) -> AreaRules:
 
 
 def ns_to_datetime(ts_ns: int) -> datetime:
-    return datetime.fromtimestamp(ts_ns // NS_PER_SECOND, tz=UTC) + timedelta(microseconds=(ts_ns % NS_PER_SECOND) // 1000)
+    seconds, rest_ns = divmod(ts_ns, NS_PER_SECOND)
+    return datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=rest_ns // 1000)
 
 
 def datetime_to_ns(moment: datetime) -> int:

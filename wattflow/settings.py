@@ -191,7 +191,7 @@ class Settings(BaseSettings):
                 kwargs[name] = given
             else:
                 kwargs[name] = component(_env_file=env_file, **(given or {}))
-        return cls(_env_file=env_file, **kwargs, **overrides)
+        return cls(_env_file=env_file, **kwargs, **overrides)  # type: ignore[call-arg]
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data, every secret masked."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import urllib.error
 import urllib.parse
@@ -29,10 +30,8 @@ class QuestDBClient:
                 body = response.read()
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace")
-            try:
+            with contextlib.suppress(orjson.JSONDecodeError):
                 detail = orjson.loads(detail).get("error", detail)
-            except orjson.JSONDecodeError:
-                pass
             raise QuestDBError(f"QuestDB refused `{_short(sql)}`: {detail}") from None
         except (urllib.error.URLError, OSError) as error:
             raise QuestDBError(

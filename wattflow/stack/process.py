@@ -137,18 +137,11 @@ class ManagedProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
             outcome = "stopped"
-            deadline = time.monotonic() + grace_s
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                _reap(pid)
-                time.sleep(0.1)
-            if _pid_alive(pid):
+            if not _wait_gone(pid, grace_s):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
                 outcome = "killed after grace period"
-                while _pid_alive(pid):
-                    _reap(pid)
-                    time.sleep(0.05)
-            _reap(pid)
+                _wait_gone(pid, 30.0)
         elif self.is_stale():
             outcome = "was not running (stale pid file removed)"
         self.pid_file.unlink(missing_ok=True)
@@ -159,9 +152,7 @@ class ManagedProcess:
         pid = self.pid()
         if pid is not None:
             os.killpg(pid, signal.SIGKILL)
-            while _pid_alive(pid):
-                _reap(pid)
-                time.sleep(0.05)
+            _wait_gone(pid, 30.0)
 
     def tail(self, lines: int = 40) -> str:
         if not self.stdout_log.exists():
@@ -169,7 +160,17 @@ class ManagedProcess:
         return "\n".join(self.stdout_log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _reap(pid: int) -> None:
-    """Collect our own child's exit status so that it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    """Wait until the process has fully exited and released its sockets; True if it did in time.
+
+    A killed JVM turns zombie while its other threads are still exiting and its listening sockets are
+    still open: "not alive" is not yet "gone". Reap it if it is our child; otherwise init will.
+    """
+    deadline = time.monotonic() + timeout_s
+    while Path(f"/proc/{pid}").exists():
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -42,7 +42,7 @@ logger.state.level = WARN
 
 
 def split_host_port(address: str) -> tuple[str, int]:
-    host, _, port = address.split(",")[0].rpartition(":")
+    host, _, port = address.split(",", maxsplit=1)[0].rpartition(":")
     if not host or not port.isdigit():
         raise StackError(f"cannot read host:port from {address!r}")
     return host, int(port)
@@ -97,6 +97,9 @@ class KafkaServer:
             "default.replication.factor": single,
             "min.insync.replicas": single,
             "group.initial.rebalance.delay.ms": "0",
+            # After a crash the controller waits out the dead broker's session before it may re-register.
+            "broker.session.timeout.ms": "4000",
+            "broker.heartbeat.interval.ms": "1000",
             "auto.create.topics.enable": "false",
             "log.retention.hours": "168",
         }

@@ -1,0 +1,13 @@
+# wattflow's flows in a container (the servers come from docker-compose.yml).
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY wattflow ./wattflow
+COPY flows ./flows
+COPY operators ./operators
+COPY connectors ./connectors
+COPY data ./data
+RUN pip install --no-cache-dir .
+USER nobody
+ENTRYPOINT []
+CMD ["wattflow", "--help"]

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from flows.cli import main
+from wattflow.settings import KafkaSettings, QuestDBSettings, Settings
+
+
+def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATTFLOW_KAFKA_BOOTSTRAP_SERVERS", "10.1.2.3:19092")
+    monkeypatch.setenv("WATTFLOW_QUESTDB_HTTP_PORT", "19000")
+    monkeypatch.setenv("WATTFLOW_TOPICS_PARTITIONS", "8")
+    settings = Settings.load()
+    assert settings.kafka.bootstrap_servers == "10.1.2.3:19092"
+    assert settings.questdb.http_url == "http://127.0.0.1:19000"
+    assert settings.topics.all_topics()["md.ticks"] == 8
+
+
+def test_settings_file_is_read_and_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "wattflow.env"
+    path.write_text("WATTFLOW_KAFKA_BOOTSTRAP_SERVERS=file-host:9092\nWATTFLOW_QUESTDB_PG_PORT=18812\n")
+    monkeypatch.setenv("WATTFLOW_QUESTDB_PG_PORT", "28812")
+    settings = Settings.load(path)
+    assert settings.kafka.bootstrap_servers == "file-host:9092"
+    assert settings.questdb.pg_port == 28812
+
+
+def test_bad_value_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATTFLOW_KAFKA_SECURITY_PROTOCOL", "CARRIER_PIGEON")
+    with pytest.raises(ValidationError, match="security_protocol"):
+        Settings.load()
+
+
+def test_secrets_reach_the_clients_but_never_the_printout(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("WATTFLOW_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("WATTFLOW_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("WATTFLOW_KAFKA_SASL_USERNAME", "trader")
+    monkeypatch.setenv("WATTFLOW_KAFKA_SASL_PASSWORD", "kafka-s3cret")
+    monkeypatch.setenv("WATTFLOW_QUESTDB_TOKEN", "qdb-t0ken")
+    settings = Settings.load()
+    client = settings.kafka.client_config()
+    assert client["sasl.password"] == "kafka-s3cret"
+    assert client["security.protocol"] == "sasl_ssl"
+    assert "token=qdb-t0ken" in settings.questdb.ilp_conf()
+    assert settings.questdb.auth_headers() == {"Authorization": "Bearer qdb-t0ken"}
+    assert "kafka-s3cret" not in repr(settings) and "qdb-t0ken" not in str(settings)
+    assert main(["config"]) == 0
+    assert main(["config", "--json"]) == 0
+    printed = capsys.readouterr().out
+    assert "WATTFLOW_KAFKA_SASL_USERNAME" in printed and "trader" in printed
+    assert "kafka-s3cret" not in printed and "qdb-t0ken" not in printed
+    assert "**********" in printed
+
+
+def test_defaults_listen_on_loopback_only() -> None:
+    assert KafkaSettings().bootstrap_servers.startswith("127.0.0.1:")
+    assert QuestDBSettings().host == "127.0.0.1"
