@@ -122,6 +122,7 @@ class TopicSettings(BaseSettings):
     raw: str = "md.raw.sim"
     ticks: str = "md.ticks"
     book: str = "md.book"
+    dayahead: str = "md.dayahead"
     features: str = "features"
     signals: str = "signals"
     orders: str = "orders"
@@ -136,7 +137,7 @@ class TopicSettings(BaseSettings):
     def all_topics(self) -> dict[str, int]:
         """Every topic wattflow uses, with its partition count."""
         names = [
-            self.ticks, self.book, self.features, self.signals, self.orders,
+            self.ticks, self.book, self.dayahead, self.features, self.signals, self.orders,
             self.execution_reports, self.events, self.dlq,
         ]
         topics = dict.fromkeys(names, self.partitions)

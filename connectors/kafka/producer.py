@@ -8,6 +8,7 @@ did not confirm everything, so that a caller can fail loudly or retry (idempoten
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError as _RdKafkaError
@@ -28,6 +29,8 @@ DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
     "queue.buffering.max.messages": 1_000_000,
     "queue.buffering.max.kbytes": 1_048_576,
     "message.timeout.ms": 120_000,
+    # Report failures only: a Python callback per delivered message would cost ~0.3 us each.
+    "delivery.report.only.error": True,
 }
 
 
@@ -39,14 +42,11 @@ class CheckedProducer:
         self.bootstrap = settings.bootstrap_servers
         self._producer = Producer(config)
         self.sent = 0
-        self.delivered = 0
         self.failed = 0
         self.last_error: str | None = None
 
     def _on_delivery(self, error: _RdKafkaError | None, message: Message) -> None:
-        if error is None:
-            self.delivered += 1
-        else:
+        if error is not None:
             self.failed += 1
             self.last_error = f"{error.name()}: {error.str()} (topic {message.topic()})"
 
@@ -63,8 +63,28 @@ class CheckedProducer:
                 self._producer.poll(0.05)
         self.sent += 1
 
+    def produce_many(self, topic: str, keys: Sequence[str | bytes | None], values: Sequence[bytes],
+                     timestamps_ms: Sequence[int] | None = None) -> None:
+        """Queue many messages in one tight loop (no wrapper call per message)."""
+        produce = self._producer.produce
+        report = self._on_delivery
+        stamps = timestamps_ms if timestamps_ms is not None else [0] * len(values)
+        for key, value, ts in zip(keys, values, stamps, strict=True):
+            while True:
+                try:
+                    produce(topic, value, key, on_delivery=report, timestamp=ts)
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)
+        self.sent += len(values)
+
     def poll(self, timeout_s: float = 0.0) -> int:
         return int(self._producer.poll(timeout_s))
+
+    @property
+    def delivered(self) -> int:
+        """Messages the broker confirmed (all sent but the failed and the still queued)."""
+        return self.sent - self.failed - len(self._producer)
 
     def pending(self) -> int:
         return len(self._producer)
