@@ -23,7 +23,10 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 #: Command-group modules, in the order ``--help`` lists them.
-_GROUPS = ("flows.cli_stack", "flows.cli_feed", "flows.cli_config", "flows.cli_demo")
+_GROUPS = (
+    "flows.cli_demo", "flows.cli_stack", "flows.cli_feed", "flows.cli_replay", "flows.cli_run", "flows.cli_tail",
+    "flows.cli_config",
+)
 
 _DESCRIPTION = """\
 wattflow: a streaming power-trading engine for European short-term power markets.

@@ -256,11 +256,11 @@ def read_day_ahead(
     return result
 
 
-def day_ahead_anchor(path: str | Path | None, area: str, day: date) -> NDArray[np.float64]:
-    """The hourly day-ahead prices of one local delivery day, in UTC order (23, 24 or 25 entries).
+def day_ahead_day(path: str | Path | None, area: str, day: date) -> list[DayAheadPrice]:
+    """The day-ahead prices of one area's local delivery day, every hour present, in UTC order.
 
-    Used to anchor simulated intraday prices. DE-LU (and AT) had no own price before the zone split of
-    2018-10-01; their price then was the DE-AT-LU price, which is used instead.
+    DE-LU (and AT) had no own price before the zone split of 2018-10-01; their price then was the
+    DE-AT-LU price, which is returned instead, labelled with the area asked for.
     """
     table = parse_day_ahead_file(path if path is not None else SAMPLE_DAY_AHEAD_FILE)
     first_ns, end_ns = delivery_day_bounds_ns(area, day)
@@ -274,7 +274,8 @@ def day_ahead_anchor(path: str | Path | None, area: str, day: date) -> NDArray[n
         starts = table.delivery_start_ns[column]
         mask = (starts >= first_ns) & (starts < end_ns)
         if int(mask.sum()) == expected_hours:
-            return table.price_eur_per_mwh[column][mask].copy()
+            return [DayAheadPrice(area, int(start_ns), 60, float(price), SMARD_SOURCE)
+                    for start_ns, price in zip(starts[mask], table.price_eur_per_mwh[column][mask], strict=True)]
     shown = ns_to_datetime(first_ns)
     raise WattflowError(
         f"no complete day-ahead prices for {area} on {day.isoformat()} ({expected_hours} hours from "
@@ -282,3 +283,11 @@ def day_ahead_anchor(path: str | Path | None, area: str, day: date) -> NDArray[n
         hint="the shipped sample holds only a few days of 2018; pass the full SMARD export "
         "(e.g. --prices-file) or an anchor array",
     )
+
+
+def day_ahead_anchor(path: str | Path | None, area: str, day: date) -> NDArray[np.float64]:
+    """The hourly day-ahead prices of one local delivery day, in UTC order (23, 24 or 25 entries).
+
+    Used to anchor simulated intraday prices; see :func:`day_ahead_day` for the zone-split fallback.
+    """
+    return np.array([price.price_eur_per_mwh for price in day_ahead_day(path, area, day)], dtype=np.float64)

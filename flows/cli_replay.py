@@ -1,0 +1,128 @@
+"""``wattflow replay`` and ``wattflow record``: recorded feeds into Kafka and back."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+def register(subparsers: Any) -> None:
+    replay = subparsers.add_parser(
+        "replay", help="publish a recorded feed into Kafka on a schedule",
+        description="Publish every event of a feed file (JSON lines or Parquet, see `wattflow feed`) as one "
+        "Kafka message keyed by product, on an absolute schedule: message i is due at start + (event time i "
+        "- first event time) / speed, or start + i / rate. Delivery reports are checked: unconfirmed messages "
+        "are counted and make the exit code non-zero.",
+    )
+    replay.add_argument("file", type=Path, help="feed file (.jsonl, .jsonl.gz or .parquet)")
+    replay.add_argument("--topic", help="target topic (default: the raw topic, WATTFLOW_TOPICS_RAW)")
+    pace = replay.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, help="event-time speed-up: 1 = real time, 60 = a minute per second")
+    pace.add_argument("--rate", type=float, help="a fixed rate in messages per second")
+    pace.add_argument("--max", action="store_true", help="as fast as possible (the default)")
+    replay.add_argument("--loop", action="store_true",
+                        help="repeat the feed until interrupted (the same messages: the store's dedup keeps one copy)")
+    replay.add_argument("--loops", type=int, default=1, help="repeat the feed this many times (default 1)")
+    replay.add_argument("--limit", type=int, help="only the first N events")
+    replay.set_defaults(func=run_replay)
+
+    record = subparsers.add_parser(
+        "record", help="write a topic back into a feed file",
+        description="Read a topic from the beginning to its end and write its events to FILE (.jsonl or "
+        ".parquet). Packed clean-topic messages (md.ticks, md.book) are unpacked into events.",
+    )
+    record.add_argument("topic")
+    record.add_argument("file", type=Path)
+    record.add_argument("--idle-timeout", type=float, default=5.0, help="stop after this many idle seconds")
+    record.set_defaults(func=run_record)
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from connectors.feeds.files import read_feed
+    from connectors.kafka.replay import ReplayStats, replay
+    from flows.cli import console, load_settings
+    from wattflow.errors import KafkaDeliveryError
+
+    settings = load_settings(args)
+    topic = args.topic or settings.topics.raw
+    with console.status(f"reading {args.file}..."):
+        from connectors.feeds.files import json_lines
+
+        frame = read_feed(args.file)
+        if args.limit:
+            frame = frame.take(slice(0, args.limit))  # type: ignore[arg-type]
+        values = json_lines(frame)
+        keys = frame.key_strings().tolist()
+    loops = 0 if args.loop else args.loops
+    stopping = {"now": False}
+
+    def stop(_signum: int, _frame: object) -> None:
+        stopping["now"] = True
+
+    previous = signal.signal(signal.SIGINT, stop)
+    pace = f"x{args.speed:g}" if args.speed else (f"{args.rate:,.0f} msg/s" if args.rate else "max")
+    progress = Progress(TextColumn("[bold]replay[/] {task.description}"), BarColumn(),
+                        TextColumn("{task.completed:,}/{task.fields[total_text]}"),
+                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console)
+    total = len(values) * loops if loops else None
+    task = progress.add_task(f"{args.file.name} -> {topic} ({pace})", total=total,
+                             total_text=f"{total:,}" if total else "inf", rate="")
+
+    def show(stats: ReplayStats) -> None:
+        target = f" (target {stats.target_rate:,.0f}/s)" if stats.target_rate else ""
+        progress.update(task, completed=stats.sent, rate=f"{stats.achieved_rate:,.0f} msg/s{target}")
+
+    code = 0
+    stats: ReplayStats | None = None
+    with progress:
+        try:
+            stats = replay(settings.kafka, topic, values, keys, frame.ts_ns, speed=args.speed, rate=args.rate,
+                           loops=loops, progress=show, should_stop=lambda: stopping["now"])
+        except KafkaDeliveryError as error:
+            console.print(f"[bold red]delivery failed[/]: {error}")
+            code = 1
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    if stats is not None:
+        console.print(
+            f"sent {stats.sent:,} messages to {topic} in {stats.elapsed_s:.2f} s "
+            f"({stats.achieved_rate:,.0f} msg/s), {stats.failed} unconfirmed, "
+            f"at most {stats.max_behind_ms:.1f} ms behind schedule"
+        )
+    return code
+
+
+def run_record(args: argparse.Namespace) -> int:
+    from connectors.feeds.files import read_feed, write_feed
+    from connectors.kafka.reader import read_topic
+    from flows.cli import console, load_settings
+
+    settings = load_settings(args)
+    count = 0
+    suffix = "".join(args.file.suffixes)
+    with tempfile.TemporaryDirectory() as scratch:
+        lines_path = Path(scratch) / "events.jsonl"
+        with lines_path.open("wb") as out, console.status(f"reading {args.topic}...") as status:
+            for item in read_topic(settings.kafka, args.topic, idle_timeout_s=args.idle_timeout):
+                if item.event.get("type") not in ("trade", "book", "dayahead"):
+                    continue
+                event = {k: v for k, v in item.event.items() if k != "recv_ns"}
+                import orjson
+
+                out.write(orjson.dumps(event) + b"\n")
+                count += 1
+                if count % 10_000 == 0:
+                    status.update(f"reading {args.topic}: {count:,} events")
+        frame = read_feed(lines_path)
+        if suffix in (".jsonl", ".jsonl.gz", ".parquet"):
+            write_feed(frame, args.file)
+        else:
+            console.print(f"[red]unknown feed suffix {suffix!r}[/]: use .jsonl, .jsonl.gz or .parquet")
+            return 2
+    console.print(f"recorded {count:,} events from {args.topic} into {args.file}")
+    return 0
