@@ -29,8 +29,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-p", "--processes", type=int, default=1, help="processes on this host (default 1)")
     parser.add_argument("-r", "--recovery", type=Path, metavar="DIR",
                         help="recovery directory (created and initialised if missing)")
-    parser.add_argument("-s", "--snapshot-interval", type=float, default=2.0,
-                        help="seconds between snapshots (epochs), default 2")
+    parser.add_argument("-s", "--snapshot-interval", type=int, default=2,
+                        help="whole seconds between snapshots (epochs), default 2")
     parser.add_argument("--no-tail", action="store_true",
                         help="stop at the end of the input topics instead of waiting for more (replays, tests)")
     parser.add_argument("--batch-size", type=int, default=20_000, help="messages per Kafka poll (default 20000)")
@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
 
 
 def bytewax_command(flow: str, *, tail: bool, batch_size: int, workers: int, recovery: Path | None,
-                    snapshot_interval_s: float, process_id: int | None = None,
+                    snapshot_interval_s: int, process_id: int | None = None,
                     addresses: list[str] | None = None) -> list[str]:
     """The `python -m bytewax.run ...` line that runs a flow (also printed in the README)."""
     command = [sys.executable, "-m", "bytewax.run", f"{FLOWS[flow]}(tail={tail}, batch_size={batch_size})",
