@@ -34,7 +34,7 @@ from wattflow.stack import Stack
 from wattflow.stack.process import free_port
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-console = Console()
+console = Console(width=None if Console().is_terminal else 160)
 
 # --- the stack ----------------------------------------------------------------------------------------
 
@@ -56,22 +56,34 @@ def running_stack(keep_state: bool = False) -> Iterator[Stack]:
     """Start real Kafka and QuestDB on free ports in a temporary directory, create wattflow's topics and
     tables, and always stop both servers (and delete the directory) on the way out."""
     from flows.cli_stack import init_stack
+    from wattflow.errors import StackError
 
-    state_dir = Path(tempfile.mkdtemp(prefix="wattflow-bench-"))
-    stack = Stack(isolated_settings(state_dir))
-    try:
-        started = time.perf_counter()
-        with console.status("starting Kafka and QuestDB on free ports..."):
-            stack.up()
-            init_stack(stack.settings)
-        console.print(f"stack up in {time.perf_counter() - started:.1f} s ({state_dir})")
-        yield stack
-    finally:
-        with console.status("stopping the stack..."):
-            outcome = stack.down()
-        console.print(f"stack down: {outcome}")
-        if not keep_state:
-            shutil.rmtree(state_dir, ignore_errors=True)
+    attempts = 3
+    for attempt in range(1, attempts + 1):
+        state_dir = Path(tempfile.mkdtemp(prefix="wattflow-bench-"))
+        stack = Stack(isolated_settings(state_dir))
+        try:
+            started = time.perf_counter()
+            with console.status("starting Kafka and QuestDB on free ports..."):
+                try:
+                    stack.up()
+                except StackError as error:
+                    # e.g. a random KRaft cluster id starting with "-" (read as an option by kafka-storage),
+                    # or a free port taken meanwhile: start afresh elsewhere.
+                    if attempt == attempts:
+                        raise
+                    console.print(f"[yellow]stack start failed (attempt {attempt}), retrying:[/] {error}")
+                    continue
+                init_stack(stack.settings)
+            console.print(f"stack up in {time.perf_counter() - started:.1f} s ({state_dir})")
+            yield stack
+            return
+        finally:
+            with console.status("stopping the stack..."):
+                outcome = stack.down()
+            console.print(f"stack down: {outcome}")
+            if not keep_state:
+                shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def server_pids(stack: Stack) -> dict[str, int]:
@@ -127,6 +139,12 @@ def own_cpu_s() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def system_busy_s() -> float:
+    """CPU seconds all cores spent busy since boot (everything in /proc/stat but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / _TICK
+
+
 def peak_rss_mb() -> float:
     import resource
 
@@ -135,25 +153,30 @@ def peak_rss_mb() -> float:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds used by the client and each server between ``start()`` and ``stop()``."""
+    """CPU seconds used by the client, each server and everything else on the box between ``start()`` and
+    ``stop()``. ``cpu_other_s`` is what other processes (not this benchmark) took: contention."""
 
     pids: dict[str, int]
     _start: dict[str, float] = field(default_factory=dict)
     _wall: float = 0.0
 
     def start(self) -> CpuMeter:
-        self._start = {"client": own_cpu_s(), **{n: process_cpu_s(p) for n, p in self.pids.items()}}
+        self._start = {"client": own_cpu_s(), **{n: process_cpu_s(p) for n, p in self.pids.items()},
+                       "system": system_busy_s()}
         self._wall = time.perf_counter()
         return self
 
     def stop(self, extra_client_s: float = 0.0) -> dict[str, float]:
         """``extra_client_s``: CPU of child processes not waited for by this one (measured by the caller)."""
         wall = time.perf_counter() - self._wall
-        now = {"client": own_cpu_s(), **{n: process_cpu_s(p) for n, p in self.pids.items()}}
+        now = {"client": own_cpu_s(), **{n: process_cpu_s(p) for n, p in self.pids.items()},
+               "system": system_busy_s()}
         used = {f"cpu_{n}_s": round(now[n] - self._start[n] + (extra_client_s if n == "client" else 0.0), 3)
-                for n in now}
+                for n in now if n != "system"}
+        total = now["system"] - self._start["system"]
+        used["cpu_other_s"] = round(max(total - sum(used.values()), 0.0), 3)
         used["wall_s"] = round(wall, 3)
-        used["cores_busy"] = round(sum(v for k, v in used.items() if k.startswith("cpu_")) / wall, 2) if wall else 0.0
+        used["cores_busy"] = round(total / wall, 2) if wall else 0.0
         return used
 
 

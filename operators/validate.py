@@ -4,7 +4,7 @@ A row that breaks a rule leaves the batch as a dead letter whose reason is an UP
 the numbers that broke it (``PRICE_OUT_OF_RANGE: price=-10000.00 limits=[-9999.00, 9999.00]``). Rules:
 the product key parses and names a known area; price and quantity are finite, inside the harmonised limits
 (intraday -9999..+9999, day-ahead -500..+4000 EUR/MWh; negative prices are normal), on the 0.01 EUR/MWh tick
-and the 0.1 MW step; trades have a positive quantity, book levels a non-negative one; the product is open at
+and the 0.1 MW step, at most 9999.9 MW; trades have a positive quantity, book levels a non-negative one; the product is open at
 the event time (from its opening the day before until the last gate closure).
 """
 
@@ -27,7 +27,10 @@ from wattflow.domain import (
     DURATIONS_MIN,
     INTRADAY_PRICE_MAX_EUR_PER_MWH,
     INTRADAY_PRICE_MIN_EUR_PER_MWH,
+    MAX_QUANTITY_MW,
     NS_PER_MINUTE,
+    PRICE_TICK_EUR_PER_MWH,
+    QUANTITY_STEP_MW,
     Product,
 )
 from wattflow.errors import Origin
@@ -74,9 +77,10 @@ class ProductWindows:
 
 
 def _off_grid(values: NDArray[np.float64], step: float) -> NDArray[np.bool_]:
-    scaled = values / step
-    with np.errstate(invalid="ignore"):
-        return np.abs(scaled - np.round(scaled)) > _GRID_TOLERANCE * np.maximum(1.0, np.abs(scaled))
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = values / step
+        off = np.abs(scaled - np.round(scaled)) > _GRID_TOLERANCE * np.maximum(1.0, np.abs(scaled))
+    return off | ~np.isfinite(scaled)
 
 
 class _Rules:
@@ -100,7 +104,7 @@ class _Rules:
 def _price_rules(rules: _Rules, price: NDArray[np.float64], low: float, high: float) -> None:
     rules.check("NON_FINITE_PRICE", ~np.isfinite(price))
     rules.check("PRICE_OUT_OF_RANGE", (price < low) | (price > high))
-    rules.check("PRICE_NOT_ON_TICK", _off_grid(price, 0.01))
+    rules.check("PRICE_NOT_ON_TICK", _off_grid(price, PRICE_TICK_EUR_PER_MWH))
 
 
 def _detail(reason: str, batch: Any, row: int, extra: dict[str, str]) -> str:
@@ -147,7 +151,8 @@ def validate_ticks(ticks: TickBatch, windows: ProductWindows, topic: str = "", p
     quantity = ticks.quantity_mw
     rules.check("NON_FINITE_QUANTITY", ~np.isfinite(quantity))
     rules.check("QUANTITY_NOT_POSITIVE", quantity <= 0)
-    rules.check("QUANTITY_NOT_ON_STEP", _off_grid(quantity, 0.1))
+    rules.check("QUANTITY_OUT_OF_RANGE", quantity > MAX_QUANTITY_MW)
+    rules.check("QUANTITY_NOT_ON_STEP", _off_grid(quantity, QUANTITY_STEP_MW))
     rules.check("BAD_IDENTIFIER", (ticks.trade_id < 0) | (ticks.seq < 0))
     rules.check("PRODUCT_CLOSED", (ticks.ts_ns < open_ns) | (ticks.ts_ns >= close_ns))
     if rules.valid.all():
@@ -167,7 +172,8 @@ def validate_book(book: BookBatch, windows: ProductWindows, topic: str = "", par
     quantity = book.quantity_mw
     rules.check("NON_FINITE_QUANTITY", ~np.isfinite(quantity))
     rules.check("QUANTITY_NEGATIVE", quantity < 0)
-    rules.check("QUANTITY_NOT_ON_STEP", _off_grid(quantity, 0.1))
+    rules.check("QUANTITY_OUT_OF_RANGE", quantity > MAX_QUANTITY_MW)
+    rules.check("QUANTITY_NOT_ON_STEP", _off_grid(quantity, QUANTITY_STEP_MW))
     rules.check("BAD_LEVEL", (book.level < 0) | (book.level >= MAX_BOOK_LEVEL))
     rules.check("BAD_IDENTIFIER", book.seq < 0)
     rules.check("PRODUCT_CLOSED", (book.ts_ns < open_ns) | (book.ts_ns >= close_ns))

@@ -26,6 +26,8 @@ DAY_AHEAD_PRICE_MIN_EUR_PER_MWH = -500.0
 DAY_AHEAD_PRICE_MAX_EUR_PER_MWH = 4000.0
 PRICE_TICK_EUR_PER_MWH = 0.01
 QUANTITY_STEP_MW = 0.1
+#: The largest quantity one order or trade can carry on the continuous market (EPEX: 9999.9 MW).
+MAX_QUANTITY_MW = 9999.9
 
 #: Delivery durations a product can have, in minutes.
 DURATIONS_MIN: tuple[int, ...] = (15, 30, 60)
