@@ -238,7 +238,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cpu[name].append(used)
                 console.print(f"  round {round_ + 1}: {name}: {n / seconds:,.0f} msgs/s "
                               f"(kafka {used['cpu_kafka_s']:.1f} s CPU, others {used['cpu_other_s']:.1f} s)")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, _, batch in variants:
         stats = best_of(samples[name])
         rows.append({"variant": name, "batch": batch, "seconds_min": stats["min"], "seconds_median": stats["median"],
@@ -262,7 +262,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
          for r in rows],
         caption=f"best and median of {args.rounds} rounds (order reversed every other round); every variant counted "
         f"exactly {n:,}. CPU: seconds in the best round; 'other' = processes outside this benchmark. "
-        f"{'Client pinned to CPU 0, servers to CPU 1.' if args.pin else 'Not pinned: broker and client share 2 cores.'}",
+        + ("Client pinned to CPU 0, servers to CPU 1." if args.pin
+           else "Not pinned: broker and client share 2 cores."),
     )
     notes = [
         "all variants read the same pre-loaded topic from the beginning with a fresh consumer; the log is in the page "

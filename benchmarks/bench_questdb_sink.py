@@ -196,8 +196,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "flush_p99_ms": percentile(timings.flush_s, 99) * 1e3,
                     "cpu": used,
                 })
-                console.print(f"  round {round_ + 1}: {name}: {n / sent:,.0f} rows/s sent, {n / visible:,.0f} rows/s "
-                              f"visible (questdb {used['cpu_questdb_s']:.1f} s CPU, others {used['cpu_other_s']:.1f} s)")
+                console.print(f"  round {round_ + 1}: {name}: {n / sent:,.0f} rows/s sent, "
+                              f"{n / visible:,.0f} rows/s visible (questdb {used['cpu_questdb_s']:.1f} s CPU, "
+                              f"others {used['cpu_other_s']:.1f} s)")
     rows = []
     for name, _, _ in VARIANTS:
         runs = results[name]
@@ -234,8 +235,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     notes = [
         "ILP over HTTP (auto_flush off), one flush per batch, the same configuration string for all variants "
         "(QuestDBSettings.ilp_conf())",
-        "every variant writes into its own table created with wattflow's ticks DDL (WAL, DEDUP UPSERT KEYS(ts, product, "
-        "trade_id)); row counts and sum(trade_id) verified",
+        "every variant writes into its own table created with wattflow's ticks DDL (WAL, DEDUP UPSERT KEYS(ts, "
+        "product, trade_id)); row counts and sum(trade_id) verified",
         "visible = until wait_applied() (polled every 0.1 s) and count() == N: includes QuestDB's WAL apply",
         "QuestDB and Kafka run on the same 2-core box; their CPU during each variant is in rounds[].cpu",
         "the row() variant starts from a Python tuple per tick, prepared before timing",

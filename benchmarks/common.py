@@ -34,7 +34,9 @@ from wattflow.stack import Stack
 from wattflow.stack.process import free_port
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-console = Console(width=None if Console().is_terminal else 160)
+console = Console(width=None if Console().is_terminal else 200)
+#: Markdown of the tables printed since the last write_results() (written next to the JSON).
+_MARKDOWN: list[str] = []
 
 # --- the stack ----------------------------------------------------------------------------------------
 
@@ -357,10 +359,10 @@ def machine_info() -> dict[str, Any]:
     commit = ""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         root = Path(__file__).resolve().parent.parent
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True,
-                               text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], check=False,
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], check=False,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
         commit += " (+ uncommitted changes)" if dirty else ""
     return {
         "cpu": cpu, "cpus": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
@@ -378,11 +380,17 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     for row in rows:
         table.add_row(*[_cell(value) for value in row])
     console.print(table)
+    lines = [f"**{title}**", "", "| " + " | ".join(columns) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(columns) - 1)) + "|"]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    if caption:
+        lines += ["", caption]
+    _MARKDOWN.append("\n".join(lines) + "\n")
 
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        if value != value:  # NaN
+        if np.isnan(value):
             return "-"
         if abs(value) >= 100:
             return f"{value:,.0f}"
@@ -396,7 +404,7 @@ def _cell(value: Any) -> str:
 
 def write_results(name: str, parameters: dict[str, Any], results: Any, *, machine: dict[str, Any],
                   notes: Sequence[str] = (), extra: dict[str, Any] | None = None) -> Path:
-    """benchmarks/results/<name>.json: machine, date, parameters, figures, notes."""
+    """benchmarks/results/<name>.json (machine, date, parameters, figures, notes) and <name>.md (the tables)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": name,
@@ -410,5 +418,9 @@ def write_results(name: str, parameters: dict[str, Any], results: Any, *, machin
     path = RESULTS_DIR / f"{name}.json"
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
                                   | orjson.OPT_NON_STR_KEYS))
+    if _MARKDOWN:
+        header = f"# {name} ({document['date']}, {machine.get('cpus')} CPUs, git {machine.get('git') or '?'})\n\n"
+        (RESULTS_DIR / f"{name}.md").write_text(header + "\n".join(_MARKDOWN))
+        _MARKDOWN.clear()
     console.print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
     return path

@@ -1,7 +1,8 @@
 """QuestDB table definitions: WAL tables with DEDUP UPSERT KEYS, created by SQL before any ingestion.
 
 ILP would auto-create a table without dedup; creating them first is what makes a replay or a retry
-idempotent. The application only ever appends: it never updates or deletes.
+idempotent. The application only ever appends: it never updates or deletes. Timestamps are TIMESTAMP_NS:
+with microsecond TIMESTAMP two events a few ns apart would share a dedup key and one would vanish.
 """
 
 from __future__ import annotations
@@ -11,26 +12,26 @@ from connectors.questdb.sql import QuestDBClient
 TABLES: dict[str, str] = {
     "ticks": """
         CREATE TABLE IF NOT EXISTS ticks (
-            ts TIMESTAMP, product SYMBOL CAPACITY 4096, area SYMBOL, price_eur_per_mwh DOUBLE,
-            quantity_mw DOUBLE, side SYMBOL, trade_id LONG, source SYMBOL, seq LONG, recv_ts TIMESTAMP
+            ts TIMESTAMP_NS, product SYMBOL CAPACITY 4096, area SYMBOL, price_eur_per_mwh DOUBLE,
+            quantity_mw DOUBLE, side SYMBOL, trade_id LONG, source SYMBOL, seq LONG, recv_ts TIMESTAMP_NS
         ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, product, trade_id)""",
     "book": """
         CREATE TABLE IF NOT EXISTS book (
-            ts TIMESTAMP, product SYMBOL CAPACITY 4096, area SYMBOL, side SYMBOL, level INT,
-            price_eur_per_mwh DOUBLE, quantity_mw DOUBLE, source SYMBOL, seq LONG, recv_ts TIMESTAMP
+            ts TIMESTAMP_NS, product SYMBOL CAPACITY 4096, area SYMBOL, side SYMBOL, level INT,
+            price_eur_per_mwh DOUBLE, quantity_mw DOUBLE, source SYMBOL, seq LONG, recv_ts TIMESTAMP_NS
         ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, product, side, level, seq)""",
     "dayahead": """
         CREATE TABLE IF NOT EXISTS dayahead (
-            ts TIMESTAMP, area SYMBOL, duration_min INT, price_eur_per_mwh DOUBLE, source SYMBOL,
-            published_ts TIMESTAMP
+            ts TIMESTAMP_NS, area SYMBOL, duration_min INT, price_eur_per_mwh DOUBLE, source SYMBOL,
+            published_ts TIMESTAMP_NS
         ) TIMESTAMP(ts) PARTITION BY MONTH WAL DEDUP UPSERT KEYS(ts, area, duration_min)""",
     "events": """
         CREATE TABLE IF NOT EXISTS events (
-            ts TIMESTAMP, kind SYMBOL, source SYMBOL, product SYMBOL, severity SYMBOL, detail VARCHAR
+            ts TIMESTAMP_NS, kind SYMBOL, source SYMBOL, product SYMBOL, severity SYMBOL, detail VARCHAR
         ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, kind, source)""",
     "dlq": """
         CREATE TABLE IF NOT EXISTS dlq (
-            ts TIMESTAMP, origin SYMBOL, topic SYMBOL, kafka_partition INT, kafka_offset LONG,
+            ts TIMESTAMP_NS, origin SYMBOL, topic SYMBOL, kafka_partition INT, kafka_offset LONG,
             reason SYMBOL, error VARCHAR, payload VARCHAR
         ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, origin)""",
 }
