@@ -5,26 +5,40 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "demo", help="bring the native stack up and run the main job, printing what it did",
-        description="Start the native stack (if it is not running), create topics and tables, and run the "
-        "main job. Leaves the stack running so that you can explore; stop it with `wattflow stack down`.",
+        "demo", help="bring the native stack up and run the main job: a simulated trading day into QuestDB",
+        description="Start the native stack (if it is not running), create topics and tables, simulate the "
+        "intraday market of DE-LU on 2018-10-28 (25 delivery hours) anchored on real day-ahead prices, replay "
+        "it through Kafka, run the ingest flow into QuestDB, and print a summary with example queries. The "
+        "stack keeps running so that you can explore; stop it with `wattflow stack down`.",
     )
-    parser.add_argument("--messages", type=int, default=1000, help="messages for the Kafka round trip")
     parser.add_argument(
         "--external-stack", action="store_true",
         help="use the Kafka and QuestDB named in the settings (e.g. docker compose) "
         "instead of starting the native stack",
     )
+    parser.add_argument("--smoke", action="store_true",
+                        help="only the quick smoke path (Kafka round trip, QuestDB write/read/dedup)")
     parser.set_defaults(func=run)
+
+
+def _table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in rows[0] if rows else ["(no rows)"]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row.values()))
+    return table
 
 
 def run(args: argparse.Namespace) -> int:
     from flows.cli import console, load_settings
     from flows.cli_stack import init_stack, print_addresses
-    from flows.smoke import run_smoke
     from wattflow.stack import Stack
 
     settings = load_settings(args)
@@ -33,15 +47,59 @@ def run(args: argparse.Namespace) -> int:
             for server, what in Stack(settings).up().items():
                 console.print(f"[green]{server}[/]: {what}")
     init_stack(settings)
+    if args.smoke:
+        return _smoke(settings)
+
+    from connectors.kafka.replay import ReplayStats
+    from flows.demo import run_demo
+
+    progress = Progress(TextColumn("[bold]replay[/]"), BarColumn(), TextColumn("{task.completed:,} messages"),
+                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console, transient=True)
+    task = progress.add_task("replay", total=None, rate="")
+
+    def show(stats: ReplayStats) -> None:
+        progress.update(task, completed=stats.sent, total=stats.total, rate=f"{stats.achieved_rate:,.0f} msg/s")
+
+    with progress:
+        report = run_demo(settings, progress=show, status=lambda text: console.print(f"[dim]{text}[/]"))
+
+    counts = report.counts_by_type
+    console.print(f"\n[bold]Simulated DE-LU 2018-10-28[/] ({report.feed_path}): {counts['trade']:,} trades, "
+                  f"{counts['book']:,} book updates, {counts['dayahead']:,} day-ahead prices "
+                  f"+ {report.bad_messages} malformed messages")
+    console.print(f"replayed {report.processed:,} messages in {report.replay_seconds:.1f} s; ingested in "
+                  f"{report.ingest_seconds:.1f} s ({report.ingest_rate:,.0f} messages/s including flow start-up)")
+    console.print(f"stored in QuestDB: ticks {report.stored['ticks']:,}, book {report.stored['book']:,}, "
+                  f"dayahead {report.stored['dayahead']:,}")
+    console.print("dead letters by reason: " + (", ".join(f"{k} {v}" for k, v in report.dead_by_reason.items())
+                                                 or "none"))
+    for title, sql, rows in report.queries:
+        console.print()
+        console.print(_table(title, rows))
+        console.print(f"[dim]{sql}[/]", soft_wrap=True)
+    expected = counts["trade"], counts["book"]
+    ok = (report.stored["ticks"], report.stored["book"]) == expected
+    console.print()
+    console.print("[bold green]every valid event stored once[/]" if ok else
+                  f"[bold red]stored {report.stored} but the feed has {expected}[/]")
+    print_addresses(settings)
+    console.print("open the console at the QuestDB URL above; tail a topic with "
+                  "`.venv/bin/wattflow tail md.ticks --from beginning --count 10`; stop with "
+                  "`.venv/bin/wattflow stack down`")
+    return 0 if ok else 1
+
+
+def _smoke(settings: Any) -> int:
+    from flows.cli import console
+    from flows.smoke import run_smoke
+
     with console.status("smoke path: Kafka round trip and QuestDB dedup..."):
-        result = run_smoke(settings, args.messages)
-    ok = result.produced == result.consumed == args.messages and result.questdb_rows_after_second_write == 1
+        result = run_smoke(settings)
+    ok = result.produced == result.consumed and result.questdb_rows_after_second_write == 1
     console.print(
         f"Kafka: produced {result.produced}, consumed {result.consumed} in {result.kafka_seconds:.2f} s\n"
         f"QuestDB: one row written over ILP/HTTP -> {result.questdb_rows_after_first_write} row; the same row "
         f"written again -> {result.questdb_rows_after_second_write} row (dedup) in {result.questdb_seconds:.2f} s"
     )
     console.print("[bold green]smoke path OK[/]" if ok else "[bold red]smoke path FAILED[/]")
-    print_addresses(settings)
-    console.print("stop the stack with: wattflow stack down")
     return 0 if ok else 1

@@ -4,8 +4,8 @@ A row that breaks a rule leaves the batch as a dead letter whose reason is an UP
 the numbers that broke it (``PRICE_OUT_OF_RANGE: price=-10000.00 limits=[-9999.00, 9999.00]``). Rules:
 the product key parses and names a known area; price and quantity are finite, inside the harmonised limits
 (intraday -9999..+9999, day-ahead -500..+4000 EUR/MWh; negative prices are normal), on the 0.01 EUR/MWh tick
-and the 0.1 MW step, at most 9999.9 MW; trades have a positive quantity, book levels a non-negative one; the product is open at
-the event time (from its opening the day before until the last gate closure).
+and the 0.1 MW step, at most 9999.9 MW; trades have a positive quantity, book levels a non-negative one; the
+product is open at the event time (from its opening the day before until the last gate closure).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from wattflow.domain import (
     PRICE_TICK_EUR_PER_MWH,
     QUANTITY_STEP_MW,
     Product,
+    ns_to_datetime,
 )
 from wattflow.errors import Origin
 
@@ -108,13 +109,12 @@ def _price_rules(rules: _Rules, price: NDArray[np.float64], low: float, high: fl
 
 
 def _detail(reason: str, batch: Any, row: int, extra: dict[str, str]) -> str:
-    fields_: dict[str, str] = {}
+    fields_: dict[str, str] = dict(extra)
     if hasattr(batch, "price_eur_per_mwh"):
         fields_["price"] = f"{batch.price_eur_per_mwh[row]:.4f}"
     if hasattr(batch, "quantity_mw"):
         fields_["quantity_mw"] = f"{batch.quantity_mw[row]:.4f}"
     fields_["ts_ns"] = str(int(batch.ts_ns[row]))
-    fields_.update(extra)
     return f"{reason}: " + " ".join(f"{k}={v}" for k, v in fields_.items())
 
 
@@ -130,12 +130,17 @@ def _dead_letters(batch: Any, rules: _Rules, topic: str, partition: int, context
     return letters
 
 
+def _iso(ts_ns: Any) -> str:
+    return ns_to_datetime(int(ts_ns)).strftime("%Y-%m-%dT%H:%MZ")
+
+
 def _intraday_context(windows: tuple[NDArray[np.int64], NDArray[np.int64]], batch: Any) -> dict[str, Any]:
     open_ns, close_ns = windows
     return {
         "PRICE_OUT_OF_RANGE": {"limits": lambda _r: f"[{INTRADAY_PRICE_MIN_EUR_PER_MWH:.2f}, "
                                f"{INTRADAY_PRICE_MAX_EUR_PER_MWH:.2f}]"},
-        "PRODUCT_CLOSED": {"window_ns": lambda r: f"[{open_ns[r]}, {close_ns[r]})"},
+        "PRODUCT_CLOSED": {"window": lambda r: f"[{_iso(open_ns[r])}, {_iso(close_ns[r])})",
+                           "event": lambda r: _iso(batch.ts_ns[r])},
         "UNKNOWN_PRODUCT": {"product": lambda r: repr(batch.product[r])},
     }
 

@@ -20,7 +20,9 @@ numbers = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False, width=64), st.integers(-(2**63), 2**63 - 1),
     st.just(1e308), st.just(-0.0), st.decimals(allow_nan=False, allow_infinity=False, places=3).map(float),
 )
-field_values = st.one_of(numbers, st.text(max_size=12), st.booleans(), st.none(), st.lists(st.integers(-1000, 1000), max_size=2))
+field_values = st.one_of(
+    numbers, st.text(max_size=12), st.booleans(), st.none(), st.lists(st.integers(-1000, 1000), max_size=2),
+)
 
 
 def _valid_trade(i: int) -> dict[str, object]:
@@ -59,7 +61,8 @@ def test_every_message_is_either_valid_or_dead_lettered(values: list[bytes]) -> 
                    np.full(len(values), 1, dtype=np.int64))
     checked = validate_batch(decode_batch(raw), ProductWindows())
     assert checked.valid + len(checked.dead) == len(values)
-    assert sorted([*checked.ticks.offset.tolist(), *(d.origin.offset for d in checked.dead)]) == list(range(len(values)))
+    accounted = [*checked.ticks.offset.tolist(), *(d.origin.offset for d in checked.dead)]
+    assert sorted(accounted) == list(range(len(values)))
     for letter in checked.dead:
         assert letter.reason.isupper() and letter.error and letter.origin.topic == "fuzz"
     prices = checked.ticks.price_eur_per_mwh

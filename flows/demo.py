@@ -1,0 +1,147 @@
+"""The main job on its local default: a simulated trading day through Kafka into QuestDB.
+
+1. simulate the intraday market of one delivery day (DE-LU, 2018-10-28: the 25-hour day) anchored on the
+   real SMARD day-ahead prices, plus the day-ahead results themselves and a few malformed messages;
+2. replay it into the raw topic as fast as the broker takes it, delivery reports checked;
+3. run the ingest flow (with recovery, so a second run only processes what is new) to the end of the topic;
+4. summarise from QuestDB and the dead-letter topic, and run example queries on the stored data.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from connectors.feeds.files import FeedFrame, json_lines, read_feed, write_feed
+from connectors.questdb.sql import QuestDBClient
+from wattflow.settings import Settings
+
+DEMO_AREA = "DE-LU"
+DEMO_DAY = date(2018, 10, 28)
+DEMO_SEED = 7
+
+
+@dataclass
+class DemoReport:
+    feed_path: Path
+    counts_by_type: dict[str, int]
+    bad_messages: int
+    replay_seconds: float
+    ingest_seconds: float
+    processed: int
+    stored: dict[str, int] = field(default_factory=dict)
+    dead_by_reason: dict[str, int] = field(default_factory=dict)
+    queries: list[tuple[str, str, list[dict[str, Any]]]] = field(default_factory=list)
+
+    @property
+    def ingest_rate(self) -> float:
+        return self.processed / self.ingest_seconds if self.ingest_seconds else 0.0
+
+
+def demo_feed(settings: Settings, *, area: str = DEMO_AREA, day: date = DEMO_DAY, seed: int = DEMO_SEED,
+              scale: float = 1.0) -> tuple[Path, FeedFrame]:
+    """The simulated day (cached under the state directory: the simulator is deterministic for a seed)."""
+    from connectors.feeds.files import day_ahead_feed
+    from connectors.feeds.simulator import read_generation, simulate_day
+    from connectors.feeds.smard import day_ahead_day
+
+    path = settings.state_dir / "feeds" / f"{area}_{day}_seed{seed}_x{scale:g}.parquet"
+    if path.exists():
+        return path, read_feed(path)
+    intraday = simulate_day(area, day, seed, scale, generation=read_generation())
+    frame = FeedFrame.concat([day_ahead_feed(day_ahead_day(None, area, day)), intraday]).sort_by_time()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_feed(frame, path)
+    return path, frame
+
+
+def bad_messages(frame: FeedFrame) -> list[bytes]:
+    """A handful of malformed messages, of the kinds real feeds send, to show the dead-letter path."""
+    import numpy as np
+
+    first_trade = np.flatnonzero(frame.event_type == 0)[:1]
+    first = orjson.loads(json_lines(frame.take(first_trade))[0])
+    closed = {**first, "ts_ns": first["ts_ns"] + 3 * 86_400 * 10**9, "trade_id": 1}
+    return [
+        b'{"type":"trade","ts_ns":15406',  # truncated
+        b"\x00\x01binary junk",
+        orjson.dumps({**first, "price_eur_per_mwh": "45.12", "trade_id": 2}),  # a string price
+        orjson.dumps({**first, "price_eur_per_mwh": 12_345.0, "trade_id": 3}),  # beyond +9999
+        orjson.dumps({**first, "quantity_mw": 0.05, "trade_id": 4}),  # below the 0.1 MW step
+        orjson.dumps({**first, "product": "DE-LU:2018-10-28T01:10Z:PT15M", "trade_id": 5}),  # no such product
+        orjson.dumps(closed),  # after gate closure
+        orjson.dumps({"type": "quote", "ts_ns": first["ts_ns"]}),  # unknown type
+    ]
+
+
+def run_demo(settings: Settings, *, progress: Any = None, status: Any = None) -> DemoReport:
+    from bytewax.recovery import RecoveryConfig
+    from bytewax.run import cli_main
+
+    from connectors.kafka.replay import replay
+    from flows import ingest
+    from flows.cli_run import ensure_recovery_dir
+
+    def say(text: str) -> None:
+        if status is not None:
+            status(text)
+
+    say("simulating the trading day (cached after the first run)...")
+    path, frame = demo_feed(settings)
+    values = json_lines(frame)
+    keys = frame.key_strings().tolist()
+    bad = bad_messages(frame)
+    values += bad
+    keys += ["bad"] * len(bad)
+    import numpy as np
+
+    ts_ns = np.concatenate([frame.ts_ns, np.full(len(bad), frame.ts_ns[-1], dtype=np.int64)])
+    say(f"replaying {len(values):,} messages into {settings.topics.raw}...")
+    started = time.monotonic()
+    replay(settings.kafka, settings.topics.raw, values, keys, ts_ns, progress=progress)
+    replay_seconds = time.monotonic() - started
+
+    say("ingesting: Kafka -> validate -> QuestDB + md.ticks/md.book (+ dead letters)...")
+    recovery = settings.state_dir / "recovery" / "ingest"
+    ensure_recovery_dir(recovery, 1)
+    started = time.monotonic()
+    cli_main(ingest.get_flow(settings, tail=False), workers_per_process=1, epoch_interval=timedelta(seconds=2),
+             recovery_config=RecoveryConfig(str(recovery), backup_interval=timedelta(0)))
+    ingest_seconds = time.monotonic() - started
+
+    say("summarising from QuestDB...")
+    client = QuestDBClient(settings.questdb)
+    client.wait_applied(["ticks", "book", "dayahead", "dlq"])
+    report = DemoReport(path, frame.counts_by_type(), len(bad), replay_seconds, ingest_seconds, len(values))
+    where = f"area = '{DEMO_AREA}'"
+    for table in ("ticks", "book"):
+        report.stored[table] = int(client.scalar(f"SELECT count() FROM {table} WHERE {where}"))
+    report.stored["dayahead"] = int(client.scalar(f"SELECT count() FROM dayahead WHERE {where}"))
+    report.dead_by_reason = {row["reason"]: int(row["count"]) for row in client.query(
+        f"SELECT reason, count() count FROM dlq WHERE topic = '{settings.topics.raw}' ORDER BY count DESC")}
+    report.queries = [(title, sql, client.query(sql)) for title, sql in example_queries()]
+    return report
+
+
+def example_queries() -> list[tuple[str, str]]:
+    hourly = "DE-LU:2018-10-28T12:00Z:PT60M"
+    return [
+        ("15-minute OHLC and volume of one hourly product (SAMPLE BY)",
+         f"SELECT ts, first(price_eur_per_mwh) open, max(price_eur_per_mwh) high, min(price_eur_per_mwh) low, "
+         f"last(price_eur_per_mwh) close, sum(quantity_mw) volume_mw, count() trades FROM ticks "
+         f"WHERE product = '{hourly}' SAMPLE BY 15m ALIGN TO CALENDAR"),
+        ("last trade of each product (LATEST ON)",
+         "SELECT product, ts, price_eur_per_mwh, quantity_mw FROM ticks "
+         "LATEST ON ts PARTITION BY product ORDER BY product LIMIT 8"),
+        ("volume-weighted price and traded volume per hourly product",
+         "SELECT product, sum(price_eur_per_mwh * quantity_mw) / sum(quantity_mw) vwap_eur_per_mwh, "
+         "sum(quantity_mw) volume_mw, count() trades FROM ticks WHERE area = 'DE-LU' AND product LIKE '%PT60M' "
+         "GROUP BY product ORDER BY product LIMIT 6"),
+        ("dead letters with their reason and origin",
+         "SELECT origin, reason, left(error, 70) error FROM dlq ORDER BY ts DESC LIMIT 8"),
+    ]
