@@ -77,7 +77,8 @@ def test_sigkill_at_random_points_then_recovery_stores_every_tick_once(fault_sta
     stored_book = count(settings, f"SELECT count() FROM book WHERE source = '{source}'")
     published = sum(1 for _ in read_topic(settings.kafka, settings.topics.ticks, idle_timeout_s=3))
     print(f"\nR1: {kills} SIGKILLs mid-stream (+1 at start-up); ticks missing={trades - distinct}, "
-          f"duplicates in QuestDB={stored - distinct}; book missing={books - stored_book}; ticks re-published to Kafka after resume={published - trades}")
+          f"duplicates in QuestDB={stored - distinct}; book missing={books - stored_book}; "
+          f"ticks re-published to Kafka after resume={published - trades}")
     assert kills >= 2, "the flow finished before the kills: make the feed bigger"
     assert stored == distinct == trades
     assert stored_book == books
