@@ -147,6 +147,27 @@ def system_busy_s() -> float:
     return (sum(values[:8]) - values[3] - values[4]) / _TICK
 
 
+#: Defaults of wait_for_quiet(); the benchmarks' --quiet-wait option overrides the wait.
+QUIET_CORES = 0.3
+QUIET_WAIT_S = 20.0
+
+
+def wait_for_quiet(max_wait_s: float = QUIET_WAIT_S, threshold_cores: float = QUIET_CORES,
+                   window_s: float = 0.5) -> dict[str, float]:
+    """Wait (at most ``max_wait_s``) until the whole box is nearly idle: the servers done with background work
+    (WAL apply, log flushes) and other processes quiet. Returns how long it waited and the last load seen, so
+    that a figure measured on a busy box says so."""
+    started = time.perf_counter()
+    load = float("nan")
+    while True:
+        before = system_busy_s()
+        time.sleep(window_s)
+        load = (system_busy_s() - before) / window_s
+        waited = time.perf_counter() - started
+        if load < threshold_cores or waited >= max_wait_s:
+            return {"waited_s": round(waited, 2), "busy_cores_before": round(load, 2)}
+
+
 def peak_rss_mb() -> float:
     import resource
 

@@ -29,6 +29,8 @@ def register(subparsers: Any) -> None:
                         help="repeat the feed until interrupted (the same messages: the store's dedup keeps one copy)")
     replay.add_argument("--loops", type=int, default=1, help="repeat the feed this many times (default 1)")
     replay.add_argument("--limit", type=int, help="only the first N events")
+    replay.add_argument("--delivery-timeout", type=float, default=120.0,
+                        help="seconds the broker has to confirm a message before it counts as failed (default 120)")
     replay.set_defaults(func=run_replay)
 
     record = subparsers.add_parser(
@@ -55,7 +57,9 @@ def run_replay(args: argparse.Namespace) -> int:
 
         frame = read_feed(args.file)
         if args.limit:
-            frame = frame.take(slice(0, args.limit))  # type: ignore[arg-type]
+            import numpy as np
+
+            frame = frame.take(np.arange(min(args.limit, len(frame))))
         values = json_lines(frame)
         keys = frame.key_strings().tolist()
     loops = 0 if args.loop else args.loops
@@ -82,7 +86,8 @@ def run_replay(args: argparse.Namespace) -> int:
     with progress:
         try:
             stats = replay(settings.kafka, topic, values, keys, frame.ts_ns, speed=args.speed, rate=args.rate,
-                           loops=loops, progress=show, should_stop=lambda: stopping["now"])
+                           loops=loops, progress=show, should_stop=lambda: stopping["now"],
+                           **{"message.timeout.ms": int(args.delivery_timeout * 1000)})
         except KafkaDeliveryError as error:
             console.print(f"[bold red]delivery failed[/]: {error}")
             code = 1
