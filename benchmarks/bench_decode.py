@@ -22,7 +22,18 @@ import msgspec
 import numpy as np
 import orjson
 
-from benchmarks.common import CpuMeter, Feed, best_of, console, machine_info, make_feed, print_table, write_results
+from benchmarks.common import (
+    QUIET_WAIT_S,
+    CpuMeter,
+    Feed,
+    best_of,
+    console,
+    machine_info,
+    make_feed,
+    print_table,
+    wait_for_quiet,
+    write_results,
+)
 from connectors.wire import decode_batch
 from operators.validate import ProductWindows, validate_batch
 from wattflow.batches import IngestBatch, RawBatch
@@ -169,6 +180,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     memory_sample = min(n, args.memory_messages)
     for name, function, data, output in variants:
         with console.status(f"{name}..."):
+            quiet = wait_for_quiet(args.quiet_wait)
             meter = CpuMeter({}).start()
             samples, result = timed(function, data, args.repeat)
             cpu = meter.stop()
@@ -184,7 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stats = best_of(samples)
         row = {"variant": name, "output": output, "ns_per_msg_min": stats["min"] / n,
                "ns_per_msg_median": stats["median"] / n, "msgs_per_s": n / (stats["min"] / 1e9),
-               "bytes_retained_per_msg": held, "cpu": cpu}
+               "bytes_retained_per_msg": held, "cpu": cpu, "quiet": quiet}
         if name.startswith("wattflow"):
             # The `wire` column references the raw message objects, so they stay alive with the batch.
             row["bytes_retained_incl_raw_kept_alive"] = held + raw_bytes_per_message
@@ -224,6 +236,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--small-batch-size", type=int, default=500,
                    help="a second, smaller batch size for wattflow (what a poll returns when tailing)")
     p.add_argument("--memory-messages", type=int, default=100_000, help="messages for the tracemalloc pass")
+    p.add_argument("--quiet-wait", type=float, default=QUIET_WAIT_S,
+                   help="before each variant, wait up to this many seconds for the box to go idle (0: do not wait)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--synthetic", action="store_true", help="synthetic trades instead of the simulator's mix")
     return p

@@ -40,6 +40,7 @@ from confluent_kafka import KafkaError as RdKafkaError
 from questdb import Sender, TimestampNanos
 
 from benchmarks.common import (
+    QUIET_WAIT_S,
     RESULTS_DIR,
     CpuMeter,
     Feed,
@@ -54,6 +55,7 @@ from benchmarks.common import (
     server_pids,
     table_ddl,
     topic_message_count,
+    wait_for_quiet,
     write_results,
 )
 from connectors.kafka.admin import ensure_topics, topic_partitions
@@ -249,12 +251,14 @@ def stage_breakdown(settings: Settings, client: QuestDBClient, batch_size: int, 
     tags = variant_settings(settings, "stages")
     ensure_topics(settings.kafka, {t: PARTITIONS for t in (tags.topics.ticks, tags.topics.book, tags.topics.dlq)})
     timings: dict[str, float] = {}
+    cpu: dict[str, float] = {}
 
     @contextlib.contextmanager
     def stage(name: str) -> Iterator[None]:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         yield
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+        cpu[name] = cpu.get(name, 0.0) + time.thread_time() - started_cpu
 
     with stage("consume (KafkaBatchSource partitions)"):
         raw = drain(settings, batch_size)
@@ -281,8 +285,9 @@ def stage_breakdown(settings: Settings, client: QuestDBClient, batch_size: int, 
     with stage("QuestDB WAL apply (wait_applied)"):
         client.wait_applied(["stage_ticks", "stage_book", "stage_dlq"], timeout_s=600)
     total = sum(timings.values())
-    return [{"stage": stage, "seconds": s, "us_per_msg": s / n * 1e6, "share": s / total,
-             "batches": len(raw)} for stage, s in timings.items()]
+    return [{"stage": name, "seconds": s, "us_per_msg": s / n * 1e6, "share": s / total,
+             "thread_cpu_s": cpu[name], "cpu_us_per_msg": cpu[name] / n * 1e6, "waiting_s": max(s - cpu[name], 0.0),
+             "batches": len(raw)} for name, s in timings.items()]
 
 
 def profile_flow(settings: Settings, client: QuestDBClient, batch_size: int) -> list[dict[str, Any]]:
@@ -350,6 +355,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ensure_topics(settings.kafka, these.topics.all_topics())
                 truncate(client, FLOW_TABLES)
             with console.status(f"{name}..."):
+                quiet = wait_for_quiet(args.quiet_wait)
                 meter = CpuMeter(pids).start()
                 started = time.perf_counter()
                 outcome = function(these, size)
@@ -374,12 +380,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "variant": name, "messages": n, "run_s": outcome.run_s, "visible_s": visible,
                 "msgs_per_s": n / visible, "ticks_per_s_stored": stored / visible,
                 "us_per_msg": visible / n * 1e6, "rows": counts, "published": published, "cpu": used,
+                "quiet": quiet,
             })
             console.print(f"  {name}: {n / visible:,.0f} msgs/s to visible ({visible:.1f} s; "
                           f"run {outcome.run_s:.1f} s; CPU client {used['cpu_client_s']:.1f} s, "
                           f"kafka {used['cpu_kafka_s']:.1f} s, questdb {used['cpu_questdb_s']:.1f} s, "
                           f"others {used['cpu_other_s']:.1f} s)")
         with console.status("timing the stages one by one..."):
+            extra["stages_quiet"] = wait_for_quiet(args.quiet_wait)
             stages = stage_breakdown(settings, client, args.batch_size, n)
         extra["stages"] = stages
         if args.profile:
@@ -393,20 +401,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"{feed.describe()['book_updates']:,} book updates, {len(feed) - expected['ticks'] - expected['book']:,} "
         "broken) -> QuestDB + Kafka",
         ["variant", "msgs/s", "x vs naive", "us/msg", "ticks+book rows/s stored", "run s", "visible s",
-         "client CPU s", "kafka CPU s", "questdb CPU s", "other CPU s"],
+         "client CPU s", "client busy", "kafka CPU s", "questdb CPU s", "other CPU s"],
         [[r["variant"], r["msgs_per_s"], r["x_vs_naive"], r["us_per_msg"], r["ticks_per_s_stored"], r["run_s"],
-          r["visible_s"], r["cpu"]["cpu_client_s"], r["cpu"]["cpu_kafka_s"], r["cpu"]["cpu_questdb_s"],
-          r["cpu"]["cpu_other_s"]] for r in results],
+          r["visible_s"], r["cpu"]["cpu_client_s"], f"{r['cpu']['cpu_client_s'] / r['visible_s']:.0%}",
+          r["cpu"]["cpu_kafka_s"], r["cpu"]["cpu_questdb_s"], r["cpu"]["cpu_other_s"]] for r in results],
         caption="msgs/s = raw messages / time from start until all rows visible in QuestDB (WAL applied, counts "
         "verified); published clean-topic events and dead letters verified too. Client CPU includes child "
-        "processes. " + ("Client on CPU 0, servers on CPU 1." if args.pin
+        "processes; 'client busy' = client CPU / visible time (above 100%: more than one core). "
+        + ("Client on CPU 0, servers on CPU 1." if args.pin
                          else "Not pinned: client, Kafka and QuestDB share 2 cores."),
     )
     print_table(
         f"where the time goes: the wattflow ingest path's stages timed one by one ({stages[0]['batches']} batches, "
         "outside Bytewax)",
-        ["stage", "seconds", "us/msg", "share"],
-        [[s["stage"], s["seconds"], s["us_per_msg"], f"{s['share']:.0%}"] for s in stages],
+        ["stage", "wall s", "wall us/msg", "share of wall", "thread CPU us/msg", "waiting s"],
+        [[s["stage"], s["seconds"], s["us_per_msg"], f"{s['share']:.0%}", s["cpu_us_per_msg"], s["waiting_s"]]
+         for s in stages],
+        caption="thread CPU = time.thread_time() of the calling thread (excludes librdkafka's and the servers' "
+        "threads); waiting = wall - thread CPU: waiting for a server, or for a core (2 cores shared).",
     )
     if args.profile:
         print_table("cProfile of the in-process flow (top by own time)",
@@ -440,6 +452,8 @@ def parser() -> argparse.ArgumentParser:
                    help="skip the python -m bytewax.run variants (1 and 2 processes)")
     p.add_argument("--profile", action="store_true", help="also run the in-process flow under cProfile")
     p.add_argument("--pin", action="store_true", help="pin this process to CPU 0 and the servers to CPU 1")
+    p.add_argument("--quiet-wait", type=float, default=QUIET_WAIT_S,
+                   help="before each variant, wait up to this many seconds for the box to go idle (0: do not wait)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--synthetic", action="store_true", help="synthetic trades instead of the simulator's mix")
     return p

@@ -33,6 +33,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka import KafkaError as RdKafkaError
 
 from benchmarks.common import (
+    QUIET_WAIT_S,
     CpuMeter,
     best_of,
     console,
@@ -44,6 +45,7 @@ from benchmarks.common import (
     running_stack,
     server_pids,
     topic_message_count,
+    wait_for_quiet,
     write_results,
 )
 from connectors.kafka.source import DEFAULT_CONSUMER_CONFIG, KafkaBatchSource
@@ -225,6 +227,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             order = variants if round_ % 2 == 0 else list(reversed(variants))
             for name, function, batch in order:
                 with console.status(f"round {round_ + 1}: {name}..."):
+                    used_quiet = wait_for_quiet(args.quiet_wait)
                     meter = CpuMeter(pids).start()
                     started = time.perf_counter()
                     outcome = function(settings, batch)
@@ -235,7 +238,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 samples[name].append(seconds)
                 startup[name].append(outcome.first - started)
                 steady[name].append(outcome.last - outcome.first)
-                cpu[name].append(used)
+                cpu[name].append({**used, **used_quiet})
                 console.print(f"  round {round_ + 1}: {name}: {n / seconds:,.0f} msgs/s "
                               f"(kafka {used['cpu_kafka_s']:.1f} s CPU, others {used['cpu_other_s']:.1f} s)")
     rows: list[dict[str, Any]] = []
@@ -293,6 +296,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=20_000, help="wattflow source batch (the flow's default)")
     p.add_argument("--consume-batch", type=int, default=1_000, help="num_messages of the consume() loops")
     p.add_argument("--pin", action="store_true", help="pin this process to CPU 0 and the servers to CPU 1")
+    p.add_argument("--quiet-wait", type=float, default=QUIET_WAIT_S,
+                   help="before each variant, wait up to this many seconds for the box to go idle (0: do not wait)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--synthetic", action="store_true", help="synthetic trades instead of the simulator's mix")
     return p

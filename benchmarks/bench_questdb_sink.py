@@ -29,6 +29,7 @@ from questdb import Sender, TimestampNanos
 
 from benchmarks.common import (
     DAY,
+    QUIET_WAIT_S,
     SYNTHETIC_TS_NS,
     CpuMeter,
     console,
@@ -39,6 +40,7 @@ from benchmarks.common import (
     running_stack,
     server_pids,
     table_ddl,
+    wait_for_quiet,
     write_results,
 )
 from connectors.questdb.rows import tick_rows
@@ -174,6 +176,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 table = f"bench_ticks_{tag}_{round_}"
                 client.execute(table_ddl("ticks", table))
                 with console.status(f"round {round_ + 1}: {name} -> {table}..."):
+                    quiet = wait_for_quiet(args.quiet_wait)
                     meter = CpuMeter(pids).start()
                     started = time.perf_counter()
                     timings = function(settings, table, ticks, args.batch_rows)
@@ -194,7 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "batch_p99_ms": percentile(timings.batch_s, 99) * 1e3,
                     "flush_p50_ms": percentile(timings.flush_s, 50) * 1e3,
                     "flush_p99_ms": percentile(timings.flush_s, 99) * 1e3,
-                    "cpu": used,
+                    "cpu": used, "quiet": quiet,
                 })
                 console.print(f"  round {round_ + 1}: {name}: {n / sent:,.0f} rows/s sent, "
                               f"{n / visible:,.0f} rows/s visible (questdb {used['cpu_questdb_s']:.1f} s CPU, "
@@ -252,6 +255,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-rows", type=int, default=10_000, help="rows per flush (default 10000)")
     p.add_argument("--rounds", type=int, default=2, help="times each variant runs, each into a fresh table")
     p.add_argument("--pin", action="store_true", help="pin this process to CPU 0 and the servers to CPU 1")
+    p.add_argument("--quiet-wait", type=float, default=QUIET_WAIT_S,
+                   help="before each variant, wait up to this many seconds for the box to go idle (0: do not wait)")
     p.add_argument("--seed", type=int, default=7)
     return p
 
