@@ -123,8 +123,10 @@ def _dead_letters(batch: Any, rules: _Rules, topic: str, partition: int, context
     for row in np.flatnonzero(~rules.valid).tolist():
         reason = rules.names[rules.reason[row]]
         extra = {k: v(row) for k, v in context.get(reason, {}).items()}
+        index = int(batch.index[row])
+        origin = Origin(topic, partition, int(batch.offset[row]), index=index if index >= 0 else None)
         letters.append(DeadLetter(
-            int(batch.recv_ns[row]), Origin(topic, partition, int(batch.offset[row])), reason,
+            int(batch.recv_ns[row]), origin, reason,
             _detail(reason, batch, row, extra), batch.wire[row] if batch.wire[row] is not None else b"",
         ))
     return letters

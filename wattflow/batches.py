@@ -4,7 +4,8 @@ A batch is a few hundred to many thousand records as parallel numpy columns. Per
 are the enemy of throughput (about 15 us per tick through a per-event Bytewax pipeline against about
 1 us batched), so operators and sinks take and give batches. Product keys are strings in an object column;
 everything else is a fixed-width number. ``offset`` is the Kafka offset each row came from (-1 when the
-row did not come from Kafka), so a rejected row can always be traced to its origin. ``wire`` holds each
+row did not come from Kafka) and ``index`` its place in a packed message (-1 for a message of its own), so a
+rejected row can always be traced to its origin. ``wire`` holds each
 row's message bytes in the canonical wire form, so that clean topics forward them without encoding again.
 """
 
@@ -60,6 +61,7 @@ class TickBatch(_Columns):
     source: Obj
     seq: I64
     offset: I64
+    index: I64
     wire: Obj
 
 
@@ -77,6 +79,7 @@ class BookBatch(_Columns):
     source: Obj
     seq: I64
     offset: I64
+    index: I64
     wire: Obj
 
 
@@ -93,6 +96,7 @@ class DayAheadBatch(_Columns):
     source: Obj
     seq: I64
     offset: I64
+    index: I64
     wire: Obj
 
 
@@ -100,7 +104,7 @@ _DTYPES: dict[str, Any] = {
     "ts_ns": np.int64, "recv_ns": np.int64, "product": object, "area": object, "source": object,
     "price_eur_per_mwh": np.float64, "quantity_mw": np.float64, "side": np.int8, "trade_id": np.int64,
     "seq": np.int64, "offset": np.int64, "level": np.int64, "delivery_start_ns": np.int64,
-    "duration_min": np.int64, "wire": object,
+    "duration_min": np.int64, "wire": object, "index": np.int64,
 }
 
 

@@ -11,17 +11,20 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where a record came from: a Kafka position or a file position."""
+    """Where a record came from: a Kafka position (``index``: the event's place in a packed message) or a file
+    position."""
 
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
     file: str | None = None
     line: int | None = None
+    index: int | None = None
 
     def __str__(self) -> str:
         if self.topic is not None:
-            return f"{self.topic}[{self.partition}]@{self.offset}"
+            where = f"{self.topic}[{self.partition}]@{self.offset}"
+            return where if self.index is None else f"{where}#{self.index}"
         if self.file is not None:
             return f"{self.file}:{self.line}"
         return "unknown origin"

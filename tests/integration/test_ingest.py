@@ -91,3 +91,23 @@ def test_day_ahead_prices_are_stored_and_published(settings: Settings, unique: s
     assert count(s, f"SELECT count() FROM dlq WHERE topic = '{s.topics.raw}' AND reason = 'PRICE_OUT_OF_RANGE'") == 1
     published = [e.event for e in read_topic(s.kafka, s.topics.dayahead, idle_timeout_s=2)]
     assert len(published) == 25 and published[0]["area"] == "DE-LU"
+
+
+def test_packed_raw_messages_are_ingested_event_by_event(settings: Settings, unique: str) -> None:
+    import numpy as np
+
+    from connectors.kafka.replay import pack_messages
+    from tests.helpers import product_key
+
+    source = f"p-{unique}"
+    s = with_topics(settings, unique)
+    events = [trade(i, source) for i in range(4000)] + [book(i, source, level=i % 3) for i in range(4000)]
+    events[17] = trade(17, source, price=45.001)  # off the 0.01 tick: dead-lettered alone
+    keys = [product_key(v) for v in events]
+    values, packed_keys, _ = pack_messages(events, keys, np.arange(len(events), dtype=np.int64), block=500)
+    produce(s, s.topics.raw, values, packed_keys)
+    run_ingest(s)
+    assert count(s, f"SELECT count() FROM ticks WHERE source = '{source}'") == 3999
+    assert count(s, f"SELECT count() FROM book WHERE source = '{source}'") == 4000
+    (letter,) = [e.event for e in read_topic(s.kafka, s.topics.dlq, idle_timeout_s=2)]
+    assert letter["reason"] == "PRICE_NOT_ON_TICK" and "#" in letter["origin"]

@@ -89,7 +89,7 @@ def test_sigkill_at_random_points_then_recovery_stores_every_tick_once(fault_sta
 def test_questdb_killed_and_restarted_mid_ingest_loses_nothing(fault_stack: Stack, unique: str) -> None:
     settings = with_topics(fault_stack.settings, unique, partitions=2)
     source = f"q-{unique}"
-    total = 60_000
+    total = 100_000
     values = [trade(i, source) for i in range(total)]
     keys = [product_key(v) for v in values]
     import numpy as np
@@ -101,8 +101,8 @@ def test_questdb_killed_and_restarted_mid_ingest_loses_nothing(fault_stack: Stac
                                                    np.arange(total, dtype=np.int64)), kwargs={"rate": 10_000.0})
     try:
         sender.start()
-        time.sleep(2.0)
-        before = count(settings, f"SELECT count() FROM ticks WHERE source = '{source}'")
+        # Kill QuestDB once the flow has stored a first share (its start-up time varies with the load).
+        before = wait_for_count(settings, f"SELECT count() FROM ticks WHERE source = '{source}'", 5_000, 60)
         questdb = fault_stack.questdb()
         questdb.process.kill()
         time.sleep(2.0)

@@ -54,6 +54,27 @@ def mutated_message(draw: st.DrawFn) -> bytes:
     return encoded
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(mutated_message(), min_size=1, max_size=8), min_size=1, max_size=10))
+def test_every_event_of_packed_messages_is_either_valid_or_dead_lettered(frames: list[list[bytes]]) -> None:
+    values = [b'{"events":[' + b",".join(frame) + b"]}" for frame in frames]
+    raw = RawBatch("fuzz", 0, values, np.arange(len(values), dtype=np.int64), np.ones(len(values), dtype=np.int64))
+    checked = validate_batch(decode_batch(raw), ProductWindows())
+    # What a message holds, by an independent parser: its events, or one unusable message.
+    expected = 0
+    for value in values:
+        try:
+            envelope = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            expected += 1
+            continue
+        events = envelope.get("events")
+        expected += len(events) if isinstance(events, list) and len(envelope) == 1 else 1
+    assert checked.valid + len(checked.dead) == expected
+    for letter in checked.dead:
+        assert letter.reason.isupper() and str(letter.origin).startswith("fuzz[0]@")
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(mutated_message(), min_size=1, max_size=40))
 def test_every_message_is_either_valid_or_dead_lettered(values: list[bytes]) -> None:
