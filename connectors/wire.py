@@ -191,9 +191,9 @@ def _positions(decoded: _Decoded, kind: type, raw: RawBatch) -> dict[str, np.nda
     rows = np.array(decoded.rows[kind], dtype=np.int64)
     wires = decoded.wires[kind]
     if None in wires:
-        encode = _encoder.encode
+        # Events of packed messages keep their struct: encode_events writes a whole group in one call.
         messages = decoded.messages[kind]
-        wires = [wire if wire is not None else encode(messages[i]) for i, wire in enumerate(wires)]
+        wires = [wire if wire is not None else messages[i] for i, wire in enumerate(wires)]  # type: ignore[misc]
     wire = np.empty(len(wires), dtype=object)
     wire[:] = wires
     return {"recv_ns": raw.timestamps_ns[rows], "offset": raw.offsets[rows],
@@ -248,6 +248,18 @@ def _dayahead_columns(decoded: _Decoded, raw: RawBatch) -> DayAheadBatch:
         seq=_ints([m.seq for m in messages]),
         **_positions(decoded, DayAheadMessage, raw),
     )
+
+
+def encode_events(wire: list[bytes | RawMessage]) -> bytes:
+    """Events as the inside of a JSON array (no brackets): raw bytes as they came, structs encoded.
+
+    A ``wire`` column holds the raw bytes of single messages and the decoded struct of events that came
+    packed; encoding a group in one call is ~5x cheaper than one call per event.
+    """
+    if all(type(item) is bytes for item in wire):
+        return b",".join(wire)  # type: ignore[arg-type]
+    items = [msgspec.Raw(item) if type(item) is bytes else item for item in wire]
+    return _encoder.encode(items)[1:-1]
 
 
 def encode_dead_letter(letter: DeadLetter) -> bytes:

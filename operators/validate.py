@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import msgspec
 import numpy as np
 import pandas as pd
 from bytewax import operators as op
@@ -125,10 +126,9 @@ def _dead_letters(batch: Any, rules: _Rules, topic: str, partition: int, context
         extra = {k: v(row) for k, v in context.get(reason, {}).items()}
         index = int(batch.index[row])
         origin = Origin(topic, partition, int(batch.offset[row]), index=index if index >= 0 else None)
-        letters.append(DeadLetter(
-            int(batch.recv_ns[row]), origin, reason,
-            _detail(reason, batch, row, extra), batch.wire[row] if batch.wire[row] is not None else b"",
-        ))
+        wire = batch.wire[row]
+        payload = wire if isinstance(wire, bytes) else msgspec.json.encode(wire)  # a struct from a packed message
+        letters.append(DeadLetter(int(batch.recv_ns[row]), origin, reason, _detail(reason, batch, row, extra), payload))
     return letters
 
 

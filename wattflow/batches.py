@@ -6,7 +6,8 @@ are the enemy of throughput (about 15 us per tick through a per-event Bytewax pi
 everything else is a fixed-width number. ``offset`` is the Kafka offset each row came from (-1 when the
 row did not come from Kafka) and ``index`` its place in a packed message (-1 for a message of its own), so a
 rejected row can always be traced to its origin. ``wire`` holds each
-row's message bytes in the canonical wire form, so that clean topics forward them without encoding again.
+row's message bytes in the canonical wire form (or, for an event that came in a packed message, its decoded
+struct), so that clean topics forward them without encoding each again.
 """
 
 from __future__ import annotations

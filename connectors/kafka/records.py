@@ -19,7 +19,7 @@ import orjson
 import pandas as pd
 
 from connectors.kafka.sink import KafkaRecords
-from connectors.wire import encode_dead_letter
+from connectors.wire import encode_dead_letter, encode_events
 from wattflow.batches import DeadLetter
 
 #: At most this many events in one packed message (keeps messages well under Kafka's 1 MB default).
@@ -49,7 +49,7 @@ def packed_records(keys: np.ndarray, wire: np.ndarray, recv_ns: np.ndarray, topi
             values.append(b"".join((
                 b'{"', key_field.encode(), b'":', orjson.dumps(key),
                 b',"recv_ns":', orjson.dumps(recv, option=orjson.OPT_SERIALIZE_NUMPY),
-                b',"events":[', b",".join(wire_sorted[chunk:stop]), b"]}",
+                b',"events":[', encode_events(wire_sorted[chunk:stop]), b"]}",
             )))
             out_keys.append(key)
             stamps.append(int(recv[-1]) // 1_000_000)

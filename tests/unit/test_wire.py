@@ -6,7 +6,7 @@ import numpy as np
 import orjson
 
 from connectors.kafka.replay import pack_messages
-from connectors.wire import decode_batch
+from connectors.wire import decode_batch, encode_events
 from wattflow.batches import RawBatch
 
 OPEN_TS_NS = 1_540_680_000_000_000_000
@@ -44,7 +44,8 @@ def test_packed_messages_decode_event_by_event_and_forward_canonical_bytes() -> 
     assert batch.ticks.trade_id.tolist() == [1, 3, 4]
     assert batch.ticks.index.tolist() == [0, 2, -1] and batch.ticks.offset.tolist() == [100, 100, 101]
     assert batch.book.index.tolist() == [1]
-    assert orjson.loads(batch.ticks.wire[0]) == orjson.loads(_trade(1))
+    assert orjson.loads(b"[" + encode_events(batch.ticks.wire.tolist()) + b"]")[0] == orjson.loads(_trade(1))
+    assert encode_events([_trade(4)]) == _trade(4)
 
 
 def test_a_bad_event_inside_a_packed_message_is_dead_lettered_alone() -> None:
