@@ -87,6 +87,20 @@ _envelope_decoder = msgspec.json.Decoder(RawEnvelope)
 _PACKED_PREFIX = b'{"events":'
 
 
+class CleanEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A clean-topic message (``md.ticks``, ``md.book``, ``md.dayahead``): one product's (or area's) validated
+    events with the time each reached Kafka (see ``connectors/kafka/records.py``)."""
+
+    recv_ns: list[int]
+    events: list[RawMessage]
+    product: str | None = None
+    area: str | None = None
+
+
+_clean_decoder = msgspec.json.Decoder(CleanEnvelope)
+_CLEAN_PREFIXES = (b'{"product":', b'{"area":')
+
+
 class _Decoded:
     """Decoded events of one raw batch by type, each with its raw row, its index in a packed message (-1
     for a message of its own) and its wire bytes (None: encode from the struct)."""
@@ -96,6 +110,7 @@ class _Decoded:
         self.rows: dict[type, list[int]] = {TradeMessage: [], BookMessage: [], DayAheadMessage: []}
         self.indexes: dict[type, list[int]] = {TradeMessage: [], BookMessage: [], DayAheadMessage: []}
         self.wires: dict[type, list[bytes | None]] = {TradeMessage: [], BookMessage: [], DayAheadMessage: []}
+        self.recv: dict[type, list[int]] = {TradeMessage: [], BookMessage: [], DayAheadMessage: []}
         self.dead: list[DeadLetter] = []
 
     def add(self, message: RawMessage, row: int, index: int, wire: bytes | None) -> None:
@@ -104,9 +119,11 @@ class _Decoded:
         self.rows[kind].append(row)
         self.indexes[kind].append(index)
         self.wires[kind].append(wire)
+        self.recv[kind].append(-1)
 
-    def add_packed(self, events: list[RawMessage], row: int) -> None:
-        """All events of one packed message, appended by type in bulk (no call per event)."""
+    def add_packed(self, events: list[RawMessage], row: int, recv_ns: list[int] | None = None) -> None:
+        """All events of one packed message, appended by type in bulk (no call per event). ``recv_ns``: the
+        events' own receive times (clean topics); else the message's Kafka timestamp is used."""
         for kind in (BookMessage, TradeMessage, DayAheadMessage):
             positions = [i for i, message in enumerate(events) if type(message) is kind]
             if positions:
@@ -114,6 +131,7 @@ class _Decoded:
                 self.indexes[kind].extend(positions)
                 self.rows[kind].extend([row] * len(positions))
                 self.wires[kind].extend([None] * len(positions))
+                self.recv[kind].extend([recv_ns[i] for i in positions] if recv_ns else [-1] * len(positions))
 
     def reject(self, raw: RawBatch, row: int, index: int | None, *, reason: str, error: str, payload: bytes) -> None:
         origin = Origin(raw.topic, raw.partition, int(raw.offsets[row]), index=index)
@@ -150,7 +168,7 @@ def decode_batch(raw: RawBatch) -> IngestBatch:
     """Decode a batch of raw messages into columnar trades, book updates and day-ahead prices.
 
     A raw message is one event, or a packed ``{"events": [...]}`` of several (what a feed adapter gets in one
-    frame). What cannot be decoded becomes a dead letter with its reason and origin (``topic[p]@offset``,
+    frame); clean-topic messages (``{"product": ..., "recv_ns": [...], "events": [...]}``) decode too. What cannot be decoded becomes a dead letter with its reason and origin (``topic[p]@offset``,
     plus ``#index`` inside a packed message); nothing is dropped: events in = ticks + book + dayahead + dead.
     """
     decoded = _Decoded()
@@ -158,6 +176,18 @@ def decode_batch(raw: RawBatch) -> IngestBatch:
     add = decoded.add
     for row, maybe_value in enumerate(raw.values):
         value = maybe_value or b""
+        if value.startswith(_CLEAN_PREFIXES):
+            try:
+                envelope = _clean_decoder.decode(value)
+            except (msgspec.DecodeError, msgspec.ValidationError) as error:
+                decoded.reject(raw, row, None, reason="BAD_ENVELOPE", error=str(error), payload=value)
+                continue
+            if len(envelope.recv_ns) != len(envelope.events):
+                decoded.reject(raw, row, None, reason="BAD_ENVELOPE", payload=value,
+                               error=f"{len(envelope.events)} events but {len(envelope.recv_ns)} receive times")
+                continue
+            decoded.add_packed(envelope.events, row, envelope.recv_ns)
+            continue
         if value.startswith(_PACKED_PREFIX):
             try:
                 events = _envelope_decoder.decode(value).events
@@ -196,7 +226,9 @@ def _positions(decoded: _Decoded, kind: type, raw: RawBatch) -> dict[str, np.nda
         wires = [wire if wire is not None else messages[i] for i, wire in enumerate(wires)]  # type: ignore[misc]
     wire = np.empty(len(wires), dtype=object)
     wire[:] = wires
-    return {"recv_ns": raw.timestamps_ns[rows], "offset": raw.offsets[rows],
+    recv_ns = np.array(decoded.recv[kind], dtype=np.int64)
+    recv_ns = np.where(recv_ns < 0, raw.timestamps_ns[rows], recv_ns)
+    return {"recv_ns": recv_ns, "offset": raw.offsets[rows],
             "index": np.array(decoded.indexes[kind], dtype=np.int64), "wire": wire}
 
 

@@ -76,3 +76,15 @@ def test_pack_messages_groups_by_key_and_keeps_each_keys_order() -> None:
     assert sorted(e["trade_id"] for e in events) == list(range(10))
     batch = decode_batch(_raw(packed))
     assert sorted(batch.ticks.trade_id.tolist()) == list(range(10))
+
+
+def test_clean_topic_messages_decode_with_their_own_receive_times() -> None:
+    from connectors.kafka.records import packed_records
+
+    first = decode_batch(_raw([_trade(1), _trade(2), _book(3)]))
+    ticks = first.ticks
+    records = packed_records(ticks.product, ticks.wire, np.array([11, 12], dtype=np.int64), "md.ticks")
+    again = decode_batch(_raw(records.values))
+    assert again.ticks.trade_id.tolist() == [1, 2]
+    assert again.ticks.recv_ns.tolist() == [11, 12]
+    assert again.dead == []
