@@ -168,8 +168,9 @@ def decode_batch(raw: RawBatch) -> IngestBatch:
     """Decode a batch of raw messages into columnar trades, book updates and day-ahead prices.
 
     A raw message is one event, or a packed ``{"events": [...]}`` of several (what a feed adapter gets in one
-    frame); clean-topic messages (``{"product": ..., "recv_ns": [...], "events": [...]}``) decode too. What cannot be decoded becomes a dead letter with its reason and origin (``topic[p]@offset``,
-    plus ``#index`` inside a packed message); nothing is dropped: events in = ticks + book + dayahead + dead.
+    frame); clean-topic messages (``{"product": ..., "recv_ns": [...], "events": [...]}``) decode too. What
+    cannot be decoded becomes a dead letter with its reason and origin (``topic[p]@offset``, plus ``#index``
+    inside a packed message); nothing is dropped: events in = ticks + book + dayahead + dead.
     """
     decoded = _Decoded()
     decode = _decoder.decode

@@ -1,0 +1,210 @@
+"""Per-product features: trades and L2 book updates merged in event time, through the Numba kernels.
+
+One :class:`ProductFeatures` object per delivery product holds the kernels' states (numpy arrays and plain
+dataclasses: Bytewax pickles it into its recovery snapshots). Batches of a product's trades, book updates
+and its day-ahead anchor arrive from different topics in an order that depends on timing; to make the
+features **deterministic** (the same feed gives the same features, however it was batched or interleaved),
+events are held back and released in event-time order up to a watermark: everything strictly before the
+smallest last-seen event time of the two streams, and nothing before the day-ahead anchor is known. End of input releases everything.
+A hold-back past ``max_held_events`` (a stream that went silent) releases anyway and counts it in
+``forced_releases``: determinism holds only while that count is zero.
+
+At each trade, the features are the trade-window statistics up to and including that trade and the book as
+it stood before it: after the last book update strictly earlier than the trade (what a trader saw).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from operators.kernels import (
+    BOOK_FEATURES,
+    BookState,
+    EwmaState,
+    IntensityState,
+    MomentsState,
+    TradeWindowState,
+    ewma,
+    gate_closure_ns,
+    rolling_moments,
+    rolling_trades,
+    spread_to_day_ahead,
+    time_to_gate_closure_min,
+    trade_intensity,
+    update_book,
+)
+from wattflow.batches import BookBatch, TickBatch
+from wattflow.domain import NS_PER_MINUTE
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+#: Feature columns, in order, with their units in the names.
+FEATURE_NAMES: tuple[str, ...] = (
+    "price_eur_per_mwh", "quantity_mw", "side",
+    "mean_eur_per_mwh", "zscore", "vwap_eur_per_mwh", "realised_volatility_eur_per_mwh", "volume_mw",
+    "ewma_fast_eur_per_mwh", "ewma_slow_eur_per_mwh", "trades_per_min", "intensity_trend_per_min2",
+    *BOOK_FEATURES,
+    "day_ahead_eur_per_mwh", "spread_to_day_ahead_eur_per_mwh", "minutes_to_gate_closure",
+)
+_BOOK_COLUMNS = slice(FEATURE_NAMES.index(BOOK_FEATURES[0]), FEATURE_NAMES.index(BOOK_FEATURES[-1]) + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSettings:
+    """Windows and bands of the features (event time)."""
+
+    window_ns: int = 15 * NS_PER_MINUTE
+    intensity_window_ns: int = 5 * NS_PER_MINUTE
+    ewma_half_lives_ns: tuple[int, int] = (1 * NS_PER_MINUTE, 30 * NS_PER_MINUTE)
+    depth_levels: int = 5
+    band_eur_per_mwh: float = 5.0
+    max_held_events: int = 250_000
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureBatch:
+    """Features of one product at each of its trades: ``values[k]`` is column ``FEATURE_NAMES[k]``."""
+
+    product: str
+    ts_ns: I64
+    trade_id: I64
+    values: F64  # shape (len(FEATURE_NAMES), n)
+
+    def __len__(self) -> int:
+        return len(self.ts_ns)
+
+    def column(self, name: str) -> F64:
+        return self.values[FEATURE_NAMES.index(name)]
+
+
+@dataclass(frozen=True, slots=True)
+class ProductEvents:
+    """What arrived for one product: some trades, some book updates, or its day-ahead anchor."""
+
+    ticks: TickBatch | None = None
+    book: BookBatch | None = None
+    day_ahead_eur_per_mwh: float | None = None
+
+
+_NO_TS = -(2**63)
+_END = 2**63 - 1
+
+
+@dataclass
+class ProductFeatures:
+    """The feature state of one product (picklable; see the module docstring for the release rule)."""
+
+    product: str
+    settings: FeatureSettings
+    gate_closure_ns: int
+    moments: MomentsState
+    trades: TradeWindowState
+    intensity: IntensityState
+    averages: EwmaState
+    book: BookState
+    last_book: F64
+    day_ahead_eur_per_mwh: float = math.nan
+    held_ticks: list[TickBatch] = field(default_factory=list)
+    held_book: list[BookBatch] = field(default_factory=list)
+    last_tick_ns: int = _NO_TS
+    last_book_ns: int = _NO_TS
+    forced_releases: int = 0
+
+    @classmethod
+    def new(cls, product: str, settings: FeatureSettings) -> ProductFeatures:
+        return cls(
+            product, settings, gate_closure_ns(product),
+            MomentsState.new(settings.window_ns), TradeWindowState.new(settings.window_ns),
+            IntensityState.new(settings.intensity_window_ns), EwmaState.new(list(settings.ewma_half_lives_ns)),
+            BookState.new(), np.full(len(BOOK_FEATURES), np.nan),
+        )
+
+    def held(self) -> int:
+        return sum(len(b) for b in self.held_ticks) + sum(len(b) for b in self.held_book)
+
+    def on_events(self, events: ProductEvents) -> FeatureBatch | None:
+        """Take what arrived; return the features of the trades this releases (None if none)."""
+        if events.day_ahead_eur_per_mwh is not None:
+            self.day_ahead_eur_per_mwh = events.day_ahead_eur_per_mwh
+        if events.ticks is not None and len(events.ticks):
+            self.held_ticks.append(events.ticks)
+            self.last_tick_ns = max(self.last_tick_ns, int(events.ticks.ts_ns.max()))
+        if events.book is not None and len(events.book):
+            self.held_book.append(events.book)
+            self.last_book_ns = max(self.last_book_ns, int(events.book.ts_ns.max()))
+        watermark = min(self.last_tick_ns, self.last_book_ns)
+        if math.isnan(self.day_ahead_eur_per_mwh):
+            watermark = _NO_TS
+        if self.held() > self.settings.max_held_events:
+            self.forced_releases += 1
+            watermark = max(self.last_tick_ns, self.last_book_ns)
+        return self._release(watermark)
+
+    def on_end(self) -> FeatureBatch | None:
+        """End of input: release everything held."""
+        return self._release(_END)
+
+    def _release(self, watermark_ns: int) -> FeatureBatch | None:
+        if watermark_ns == _NO_TS:
+            return None
+        book = _split(self.held_book, watermark_ns, BookBatch)
+        ticks = _split(self.held_ticks, watermark_ns, TickBatch)
+        self.held_book = [book[1]] if len(book[1]) else []
+        self.held_ticks = [ticks[1]] if len(ticks[1]) else []
+        released_book, released_ticks = book[0], ticks[0]
+        book_values = self._apply_book(released_book)
+        if not len(released_ticks):
+            return None
+        return self._features(released_ticks, released_book, book_values)
+
+    def _apply_book(self, book: BookBatch) -> F64:
+        if not len(book):
+            return np.empty((len(BOOK_FEATURES), 0))
+        features = update_book(self.book, book.side, book.level, book.price_eur_per_mwh, book.quantity_mw,
+                               depth_levels=self.settings.depth_levels,
+                               band_eur_per_mwh=self.settings.band_eur_per_mwh)
+        return np.vstack(features)
+
+    def _features(self, ticks: TickBatch, book: BookBatch, book_values: F64) -> FeatureBatch:
+        ts, price, quantity = ticks.ts_ns, ticks.price_eur_per_mwh, ticks.quantity_mw
+        n = len(ts)
+        out = np.empty((len(FEATURE_NAMES), n))
+        moments = rolling_moments(self.moments, ts, price)
+        stats = rolling_trades(self.trades, ts, price, quantity)
+        intensity = trade_intensity(self.intensity, ts)
+        averages = ewma(self.averages, ts, price)
+        out[0], out[1], out[2] = price, quantity, ticks.side
+        out[3], out[4] = moments.mean_eur_per_mwh, moments.zscore
+        out[5], out[6], out[7] = stats.vwap_eur_per_mwh, stats.realised_volatility_eur_per_mwh, stats.volume_mw
+        out[8], out[9] = averages[0], averages[1]
+        out[10], out[11] = intensity.trades_per_min, intensity.trend_trades_per_min_per_min
+        # The book as it stood before each trade: after the last update strictly earlier than the trade.
+        position = np.searchsorted(book.ts_ns, ts, side="left") - 1 if len(book) else np.full(n, -1)
+        out[_BOOK_COLUMNS] = self.last_book[:, None]
+        seen = position >= 0
+        if seen.any():
+            out[_BOOK_COLUMNS, seen] = book_values[:, position[seen]]
+        if book_values.shape[1]:
+            self.last_book = book_values[:, -1].copy()
+        anchor = self.day_ahead_eur_per_mwh
+        out[-3] = anchor
+        out[-2] = spread_to_day_ahead(price, anchor)
+        out[-1] = time_to_gate_closure_min(ts, self.gate_closure_ns)
+        return FeatureBatch(self.product, ts.copy(), ticks.trade_id.copy(), out)
+
+
+def _split(batches: list, watermark_ns: int, kind: type) -> tuple:  # type: ignore[type-arg]
+    """(rows before the watermark, the rest), in arrival order (each stream is in time order)."""
+    if not batches:
+        return kind.empty(), kind.empty()
+    whole = batches[0] if len(batches) == 1 else kind.concat(batches)
+    # Strictly before the watermark: more events with exactly the watermark's time may still come.
+    cut = int(np.searchsorted(whole.ts_ns, watermark_ns, side="left"))
+    if cut == len(whole):
+        return whole, kind.empty()
+    return whole.take(np.arange(cut)), whole.take(np.arange(cut, len(whole)))
