@@ -5,7 +5,8 @@ dataclasses: Bytewax pickles it into its recovery snapshots). Batches of a produ
 and its day-ahead anchor arrive from different topics in an order that depends on timing; to make the
 features **deterministic** (the same feed gives the same features, however it was batched or interleaved),
 events are held back and released in event-time order up to a watermark: everything strictly before the
-smallest last-seen event time of the two streams, and nothing before the day-ahead anchor is known. End of input releases everything.
+smallest last-seen event time of the two streams, and nothing before the day-ahead anchor is known. End of
+input releases everything.
 A hold-back past ``max_held_events`` (a stream that went silent) releases anyway and counts it in
 ``forced_releases``: determinism holds only while that count is zero.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -198,7 +200,7 @@ class ProductFeatures:
         return FeatureBatch(self.product, ts.copy(), ticks.trade_id.copy(), out)
 
 
-def _split(batches: list, watermark_ns: int, kind: type) -> tuple:  # type: ignore[type-arg]
+def _split(batches: list[Any], watermark_ns: int, kind: Any) -> tuple[Any, Any]:
     """(rows before the watermark, the rest), in arrival order (each stream is in time order)."""
     if not batches:
         return kind.empty(), kind.empty()

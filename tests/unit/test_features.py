@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import random
 from datetime import date
@@ -31,7 +32,7 @@ def one_product() -> tuple[str, TickBatch, BookBatch]:
 def _pieces(batch: TickBatch | BookBatch, rng: random.Random) -> list:  # type: ignore[type-arg]
     cuts = sorted(rng.sample(range(1, len(batch)), k=min(6, len(batch) - 1)))
     bounds = [0, *cuts, len(batch)]
-    return [batch.take(np.arange(a, b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [batch.take(np.arange(a, b)) for a, b in itertools.pairwise(bounds)]
 
 
 def _run(key: str, arrivals: list[ProductEvents], *, repickle: bool = False) -> FeatureBatch:
