@@ -64,6 +64,15 @@ class Book(msgspec.Struct, tag_field="type", tag="book"):
 _typed = msgspec.json.Decoder(Trade | Book)
 
 
+def pack(feed: Feed, block: int) -> list[bytes]:
+    """The feed's events packed as `replay --pack` sends them: runs of ``block`` events, one message per product."""
+    from connectors.kafka.replay import pack_messages
+
+    keys = [key.decode() for key in feed.keys]
+    values, _, _ = pack_messages(feed.messages, keys, np.zeros(len(feed), dtype=np.int64), block)
+    return values
+
+
 def raw_batches(messages: list[bytes], batch_size: int) -> list[RawBatch]:
     """The batches KafkaBatchSource would hand over (one partition, consecutive offsets)."""
     batches = []
@@ -174,6 +183,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             (f"wattflow decode+validate, batch {size:,}", wattflow_decode_validate, batches[size],
              "numpy columns, validated"),
         ]
+    packed: dict[int, list[RawBatch]] = {}
+    if args.pack > 1:
+        packed_values = pack(feed, args.pack)
+        per_batch = max(1, round(args.batch_size * len(packed_values) / n))  # about batch-size events a batch
+        packed[per_batch] = raw_batches(packed_values, per_batch)
+        variants += [
+            (f"wattflow decode_batch, packed {args.pack}/msg, ~{args.batch_size:,} events/batch", wattflow_decode,
+             packed[per_batch], "numpy columns (wire re-encoded per event)"),
+            (f"wattflow decode+validate, packed {args.pack}/msg, ~{args.batch_size:,} events/batch",
+             wattflow_decode_validate, packed[per_batch], "numpy columns, validated"),
+        ]
     raw_bytes_per_message = sum(sys.getsizeof(m) for m in messages) / n
     rows: list[dict[str, Any]] = []
     reference: tuple[int, int] | None = None
@@ -190,14 +210,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 reference = check
             if check != reference:
                 raise SystemExit(f"{name} decoded {check}, stdlib json {reference}: the variants disagree")
-            sample_data = (data[:memory_sample] if isinstance(data[0], bytes)
-                           else raw_batches(messages[:memory_sample], len(data[0].values)))
-            held = retained_bytes(function, sample_data) / memory_sample
+            if isinstance(data[0], bytes):
+                sample_data, sample_events = data[:memory_sample], memory_sample
+            elif "packed" in name:
+                sample_data = data[:max(1, round(len(data) * memory_sample / n))]
+                sample_events = sum(checksum(wattflow_decode(sample_data))[0] for _ in (0,))
+            else:
+                sample_data, sample_events = raw_batches(messages[:memory_sample], len(data[0].values)), memory_sample
+            held = retained_bytes(function, sample_data) / sample_events
         stats = best_of(samples)
         row = {"variant": name, "output": output, "ns_per_msg_min": stats["min"] / n,
                "ns_per_msg_median": stats["median"] / n, "msgs_per_s": n / (stats["min"] / 1e9),
                "bytes_retained_per_msg": held, "cpu": cpu, "quiet": quiet}
-        if name.startswith("wattflow"):
+        if name.startswith("wattflow") and "packed" not in name:
             # The `wire` column references the raw message objects, so they stay alive with the batch.
             row["bytes_retained_incl_raw_kept_alive"] = held + raw_bytes_per_message
         rows.append(row)
@@ -231,10 +256,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_decode", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--messages", type=int, default=500_000, help="raw messages to decode (default 500000)")
-    p.add_argument("--repeat", type=int, default=3, help="timed runs per variant; min and median reported")
+    p.add_argument("--repeat", type=int, default=5, help="timed runs per variant; min and median reported")
     p.add_argument("--batch-size", type=int, default=20_000, help="wattflow batch size (the flow's default)")
     p.add_argument("--small-batch-size", type=int, default=500,
                    help="a second, smaller batch size for wattflow (what a poll returns when tailing)")
+    p.add_argument("--pack", type=int, default=100,
+                   help="also decode the same events packed N per message ({\"events\": [...]}; 0: skip)")
     p.add_argument("--memory-messages", type=int, default=100_000, help="messages for the tracemalloc pass")
     p.add_argument("--quiet-wait", type=float, default=QUIET_WAIT_S,
                    help="before each variant, wait up to this many seconds for the box to go idle (0: do not wait)")

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import orjson
 from bytewax.testing import cluster_main, run_main
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka import KafkaError as RdKafkaError
@@ -73,14 +75,15 @@ from wattflow.settings import Settings
 from wattflow.stack.process import free_port
 
 RAW_TOPIC = "bench.raw"
+PACKED_TOPIC = "bench.raw.packed"
 PARTITIONS = 4
 FLOW_TABLES = ["ticks", "book", "dlq"]
 
 
-def variant_settings(settings: Settings, tag: str) -> Settings:
+def variant_settings(settings: Settings, tag: str, raw: str = RAW_TOPIC) -> Settings:
     """The stack's settings with the raw topic and this variant's own clean topics."""
     topics = settings.topics.model_copy(update={
-        "raw": RAW_TOPIC, "ticks": f"bench.{tag}.ticks", "book": f"bench.{tag}.book",
+        "raw": raw, "ticks": f"bench.{tag}.ticks", "book": f"bench.{tag}.book",
         "dayahead": f"bench.{tag}.dayahead", "dlq": f"bench.{tag}.dlq",
     })
     return settings.model_copy(update={"topics": topics})
@@ -224,6 +227,31 @@ def naive_pipeline(settings: Settings, flush_every: int) -> Outcome:
     return Outcome(time.perf_counter() - started)
 
 
+def preload_packed(settings: Settings, feed: Feed, block: int) -> dict[str, Any]:
+    """The same events packed as ``replay --pack`` does (runs of ``block`` events, one message per product);
+    messages that are not JSON at all stay single (packed, they would take their neighbours down with them)."""
+    from connectors.kafka.replay import pack_messages
+
+    packable, singles = [], []
+    for row, value in enumerate(feed.messages):
+        try:
+            orjson.loads(value)
+            packable.append(row)
+        except orjson.JSONDecodeError:
+            singles.append(row)
+    values, keys, _ = pack_messages([feed.messages[i] for i in packable], [feed.keys[i].decode() for i in packable],
+                                    np.zeros(len(packable), dtype=np.int64), block)
+    values += [feed.messages[i] for i in singles]
+    keys += [feed.keys[i].decode() for i in singles]
+    ensure_topics(settings.kafka, {PACKED_TOPIC: PARTITIONS})
+    started = time.perf_counter()
+    producer = CheckedProducer(settings.kafka)
+    producer.produce_many(PACKED_TOPIC, keys, values)
+    producer.flush(300.0)
+    return {"messages": len(values), "events": len(feed), "events_per_message": len(feed) / len(values),
+            "mean_bytes": sum(map(len, values)) / len(values), "seconds": time.perf_counter() - started}
+
+
 # --- stages of the wattflow path, outside Bytewax -------------------------------------------------------
 
 
@@ -326,6 +354,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.processes:
         flows += [("wattflow, 1 process (python -m bytewax.run)", "wf1p", flow_one_process),
                   ("wattflow, 2 processes (bytewax.run -i/-a)", "wf2p", flow_two_processes)]
+    if args.pack > 1:
+        flows.append((f"wattflow, run_main, packed raw topic ({args.pack} events/msg)", "wfpk", flow_run_main))
     results: list[dict[str, Any]] = []
     extra: dict[str, Any] = {"feed": feed.describe()}
     with running_stack() as stack:
@@ -336,6 +366,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             extra["preload"] = preload(settings, RAW_TOPIC, feed, PARTITIONS)
         if topic_message_count(settings, RAW_TOPIC) != n:
             raise SystemExit("the raw topic does not hold every message")
+        if args.pack > 1:
+            with console.status("pre-loading the packed raw topic..."):
+                extra["preload_packed"] = preload_packed(settings, feed, args.pack)
         for table in ("ticks", "book"):
             client.execute(table_ddl(table, f"naive_{table}"))
         if args.pin:
@@ -350,7 +383,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             is_naive = tag == "naive"
             tables = {f"naive_{t}": expected[t] for t in ("ticks", "book")} if is_naive else \
                 {t: expected[t] for t in FLOW_TABLES}
-            these = naive_settings if is_naive else variant_settings(settings, tag)
+            these = naive_settings if is_naive else \
+                variant_settings(settings, tag, PACKED_TOPIC if tag == "wfpk" else RAW_TOPIC)
             if not is_naive:
                 ensure_topics(settings.kafka, these.topics.all_topics())
                 truncate(client, FLOW_TABLES)
@@ -448,6 +482,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=20_000, help="wattflow source batch (the flow's default)")
     p.add_argument("--flush-every", type=int, default=10_000, help="naive pipeline: flush QuestDB and Kafka every N")
     p.add_argument("--invalid-fraction", type=float, default=0.001, help="broken messages (default 0.001)")
+    p.add_argument("--pack", type=int, default=100,
+                   help="also run the flow on the same events packed N per message, as `replay --pack N` sends "
+                   "them (default 100; 0: skip)")
     p.add_argument("--no-processes", dest="processes", action="store_false",
                    help="skip the python -m bytewax.run variants (1 and 2 processes)")
     p.add_argument("--profile", action="store_true", help="also run the in-process flow under cProfile")

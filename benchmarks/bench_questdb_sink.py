@@ -18,6 +18,7 @@ the sink until its flush returned (serialisation + HTTP round trip).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,14 +59,18 @@ def make_ticks(n: int, seed: int = 7, products: int = 100) -> TickBatch:
             if p.delivery_start_ns >= SYNTHETIC_TS_NS + 3 * 3600 * 10**9][:products]
     rng = np.random.default_rng(seed)
     ts = SYNTHETIC_TS_NS + np.sort(rng.integers(0, 3_600 * 10**9, n))
-    return TickBatch(
-        ts_ns=ts.astype(np.int64), recv_ns=(ts + 1_000_000).astype(np.int64),
-        product=np.array(keys, dtype=object)[rng.integers(0, len(keys), n)],
-        price_eur_per_mwh=np.round(rng.normal(50, 15, n), 2), quantity_mw=np.round(rng.integers(1, 200, n) / 10, 1),
-        side=np.where(rng.random(n) < 0.5, 1, -1).astype(np.int8), trade_id=np.arange(1, n + 1, dtype=np.int64),
-        source=np.full(n, "bench", dtype=object), seq=np.arange(n, dtype=np.int64),
-        offset=np.arange(n, dtype=np.int64), wire=np.full(n, b"", dtype=object),
-    )
+    columns: dict[str, Any] = {
+        "ts_ns": ts.astype(np.int64), "recv_ns": (ts + 1_000_000).astype(np.int64),
+        "product": np.array(keys, dtype=object)[rng.integers(0, len(keys), n)],
+        "price_eur_per_mwh": np.round(rng.normal(50, 15, n), 2),
+        "quantity_mw": np.round(rng.integers(1, 200, n) / 10, 1),
+        "side": np.where(rng.random(n) < 0.5, 1, -1).astype(np.int8), "trade_id": np.arange(1, n + 1, dtype=np.int64),
+        "source": np.full(n, "bench", dtype=object), "seq": np.arange(n, dtype=np.int64),
+        "offset": np.arange(n, dtype=np.int64), "index": np.full(n, -1, dtype=np.int64),
+        "wire": np.full(n, b"", dtype=object),
+    }
+    # Only the columns TickBatch has (its layout grows now and then).
+    return TickBatch(**{f.name: columns[f.name] for f in dataclasses.fields(TickBatch)})
 
 
 @dataclass

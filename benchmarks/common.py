@@ -61,6 +61,7 @@ def running_stack(keep_state: bool = False) -> Iterator[Stack]:
     from wattflow.errors import StackError
 
     attempts = 3
+    affinity = os.sched_getaffinity(0)  # pin_servers() may narrow it; restored on the way out
     for attempt in range(1, attempts + 1):
         state_dir = Path(tempfile.mkdtemp(prefix="wattflow-bench-"))
         stack = Stack(isolated_settings(state_dir))
@@ -86,6 +87,7 @@ def running_stack(keep_state: bool = False) -> Iterator[Stack]:
             console.print(f"stack down: {outcome}")
             if not keep_state:
                 shutil.rmtree(state_dir, ignore_errors=True)
+            os.sched_setaffinity(0, affinity)
 
 
 def server_pids(stack: Stack) -> dict[str, int]:

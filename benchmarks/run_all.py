@@ -1,6 +1,6 @@
 """Run every benchmark, one after the other (each starts and stops its own stack where it needs one).
 
-    python -m benchmarks.run_all            # default sizes (about 6-10 minutes on a 2-core box)
+    python -m benchmarks.run_all            # default sizes (about 10-15 minutes on a 2-core box)
     python -m benchmarks.run_all --quick    # smaller sizes (about 2-3 minutes)
     python -m benchmarks.run_all --only bench_decode bench_questdb_sink
 
@@ -18,12 +18,22 @@ from collections.abc import Callable
 from benchmarks import bench_decode, bench_ingest_e2e, bench_kafka_source, bench_questdb_sink
 from benchmarks.common import console, print_table
 
-BENCHMARKS: dict[str, tuple[Callable[[list[str] | None], int], list[str]]] = {
+BENCHMARKS: dict[str, tuple[Callable[[list[str] | None], int], list[str]]] = {}
+try:  # B1, the feature kernels (written alongside operators/kernels)
+    from benchmarks import bench_kernels
+
+    BENCHMARKS["bench_kernels"] = (bench_kernels.main, ["--ticks", "100000", "--repeat", "2", "--per-event-ticks",
+                                                        "20000", "--book-updates", "50000"])
+except ImportError as missing:
+    console.print(f"[yellow]bench_kernels not available: {missing}[/]")
+BENCHMARKS.update({
     "bench_decode": (bench_decode.main, ["--messages", "100000", "--repeat", "2"]),
     "bench_kafka_source": (bench_kafka_source.main, ["--messages", "200000", "--rounds", "1"]),
     "bench_questdb_sink": (bench_questdb_sink.main, ["--rows", "200000", "--rounds", "1"]),
     "bench_ingest_e2e": (bench_ingest_e2e.main, ["--messages", "100000"]),
-}
+})
+#: The benchmarks that start a stack (and so may pin the servers).
+WITH_STACK = {"bench_kafka_source", "bench_questdb_sink", "bench_ingest_e2e"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and name not in args.only:
             continue
         arguments = list(quick) if args.quick else []
-        if args.pin and name != "bench_decode":
+        if args.pin and name in WITH_STACK:
             arguments.append("--pin")
         console.rule(f"{name} {' '.join(arguments)}")
         started = time.perf_counter()

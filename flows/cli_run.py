@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 #: Dataflows by name: the import string `python -m bytewax.run` takes.
-FLOWS = {"ingest": "flows.ingest:get_flow"}
+FLOWS = {"ingest": "flows.ingest:get_flow", "signals": "flows.signals:get_flow"}
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "run", help="run a dataflow (ingest) on workers/processes, optionally with recovery",
+        "run", help="run a dataflow (ingest, signals) on workers/processes, optionally with recovery",
         description="Run one of wattflow's dataflows. `--workers N` runs N worker threads in this process; "
         "`--processes P` starts P processes on this host (Bytewax's -i/-a), each with N workers. Kafka "
         "partitions are the unit of parallelism, so workers beyond the partition count idle. With "
@@ -73,12 +73,13 @@ def run(args: argparse.Namespace) -> int:
         env["WATTFLOW_SETTINGS_FILE"] = str(args.settings)
     started = time.monotonic()
     if args.processes == 1:
+        import importlib
+
         from bytewax.recovery import RecoveryConfig
         from bytewax.run import cli_main
 
-        from flows import ingest
-
-        flow = ingest.get_flow(settings, tail=tail, batch_size=args.batch_size)
+        module = importlib.import_module(FLOWS[args.flow].split(":")[0])
+        flow = module.get_flow(settings, tail=tail, batch_size=args.batch_size)
         recovery = RecoveryConfig(args.recovery, backup_interval=timedelta(0)) if args.recovery else None
         console.print(f"running {args.flow} with {args.workers} worker(s)" + (" (until the end of input)" if not tail
                                                                               else " (Ctrl-C to stop)"))

@@ -55,6 +55,15 @@ def format_line(event: dict[str, Any], partition: int, offset: int) -> str:
     if kind == "dayahead":
         return (f"{_when(event.get('ts_ns'))}  day-ahead {event.get('area')} delivery "
                 f"{_when(event.get('delivery_start_ns'))} {event.get('price_eur_per_mwh', 0):.2f} EUR/MWh")
+    if kind == "signals":
+        arrow = {1: "BUY ", -1: "SELL", 0: "flat"}.get(int(event.get("direction") or 0), "?")
+        return (f"{_when(event.get('ts_ns'))}  signal {event.get('product', '?'):32} {event.get('model', '?'):20} "
+                f"{arrow} strength={event.get('strength', 0):.2f} target={event.get('target_position_mw', 0):+.1f} MW "
+                f"confidence={event.get('confidence', 0):.2f}")
+    if kind == "features":
+        return (f"{_when(event.get('ts_ns'))}  features {event.get('product', '?'):32} "
+                f"price={event.get('price_eur_per_mwh')} z={event.get('zscore')} "
+                f"imbalance={event.get('imbalance')} vwap={event.get('vwap_eur_per_mwh')}")
     if "reason" in event and "origin" in event:
         return f"{_when(event.get('ts_ns'))}  DEAD  {event['origin']:24} {event['reason']:24} {event.get('error', '')}"
     return f"p{partition}@{offset}  {orjson.dumps(event).decode()[:200]}"

@@ -88,6 +88,7 @@ class FeatureBatch:
 class ProductEvents:
     """What arrived for one product: some trades, some book updates, or its day-ahead anchor."""
 
+    product: str
     ticks: TickBatch | None = None
     book: BookBatch | None = None
     day_ahead_eur_per_mwh: float | None = None

@@ -146,6 +146,22 @@ class TopicSettings(BaseSettings):
         return topics
 
 
+class SignalSettings(BaseSettings):
+    """The signals flow: which models run (a module each in operators/models/) and how big they may go."""
+
+    model_config = _config("WATTFLOW_SIGNALS_")
+
+    models: str = "mean_reversion,imbalance_momentum"
+    max_position_mw: float = Field(default=10.0, gt=0)
+    product_durations_min: str = "15,60"
+
+    def model_names(self) -> list[str]:
+        return [name.strip() for name in self.models.split(",") if name.strip()]
+
+    def durations(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.product_durations_min.split(",") if part.strip())
+
+
 class StackSettings(BaseSettings):
     """The native stack (`wattflow stack`): where the jars are cached, which Java, ports and heaps."""
 
@@ -172,6 +188,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     questdb: QuestDBSettings = Field(default_factory=QuestDBSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
+    signals: SignalSettings = Field(default_factory=SignalSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
 
     @classmethod
@@ -183,6 +200,7 @@ class Settings(BaseSettings):
             "kafka": KafkaSettings,
             "questdb": QuestDBSettings,
             "topics": TopicSettings,
+            "signals": SignalSettings,
             "stack": StackSettings,
         }
         kwargs: dict[str, Any] = {}

@@ -56,6 +56,12 @@ def _explode(value: bytes) -> list[tuple[dict[str, Any], bytes]]:
         message = orjson.loads(value)
     except orjson.JSONDecodeError:
         return [({"type": "undecodable", "text": value[:200].decode("utf-8", errors="replace")}, value)]
+    if isinstance(message, dict) and isinstance(message.get("columns"), dict):
+        columns = message["columns"]
+        head = {k: v for k, v in message.items() if k != "columns"}
+        length = len(next(iter(columns.values()), []))
+        return [({"type": head.get("kind", "row"), **head, **{k: v[i] for k, v in columns.items()}}, value)
+                for i in range(length)]
     if isinstance(message, dict) and "events" in message and "recv_ns" in message:
         recv = message["recv_ns"]
         return [({**event, "recv_ns": recv[i]}, orjson.dumps(event)) for i, event in enumerate(message["events"])]

@@ -20,6 +20,8 @@ import pandas as pd
 
 from connectors.kafka.sink import KafkaRecords
 from connectors.wire import encode_dead_letter, encode_events
+from operators.features import FEATURE_NAMES, FeatureBatch
+from operators.models import SignalBatch
 from wattflow.batches import DeadLetter
 
 #: At most this many events in one packed message (keeps messages well under Kafka's 1 MB default).
@@ -67,3 +69,22 @@ def dead_letter_records(letters: list[DeadLetter], topic: str) -> KafkaRecords:
     """One message per dead letter, keyed by its origin, with reason, error text and the payload."""
     return KafkaRecords(topic, [str(d.origin) for d in letters], [encode_dead_letter(d) for d in letters],
                         [d.ts_ns // 1_000_000 for d in letters])
+
+
+def feature_records(features: FeatureBatch, topic: str) -> KafkaRecords:
+    """One columnar message per product and batch: ``{"product", "kind": "features", "columns": {...}}``."""
+    columns = {"ts_ns": features.ts_ns, "trade_id": features.trade_id,
+               **{name: features.values[k] for k, name in enumerate(FEATURE_NAMES)}}
+    value = orjson.dumps({"product": features.product, "kind": "features", "columns": columns},
+                         option=orjson.OPT_SERIALIZE_NUMPY)
+    return KafkaRecords(topic, [features.product], [value], [int(features.ts_ns[-1]) // 1_000_000])
+
+
+def signal_records(signals: SignalBatch, topic: str) -> KafkaRecords:
+    """One columnar message per product, model and batch: ``{"product", "model", "kind": "signals", ...}``."""
+    columns = {"ts_ns": signals.ts_ns, "trade_id": signals.trade_id, "direction": signals.direction,
+               "strength": signals.strength, "target_position_mw": signals.target_position_mw,
+               "confidence": signals.confidence, "horizon_s": signals.horizon_s}
+    value = orjson.dumps({"product": signals.product, "model": signals.model, "kind": "signals",
+                          "columns": columns}, option=orjson.OPT_SERIALIZE_NUMPY)
+    return KafkaRecords(topic, [signals.product], [value], [int(signals.ts_ns[-1]) // 1_000_000])

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 
 from connectors.questdb.sink import TableRows
+from operators.features import FEATURE_NAMES, FeatureBatch
+from operators.models import SignalBatch
 from wattflow.batches import BookBatch, DayAheadBatch, DeadLetter, TickBatch
 
 _SIDE_CATEGORIES = pd.CategoricalDtype(["SELL", "BUY"])
@@ -73,3 +75,30 @@ def dead_letter_rows(letters: list[DeadLetter], table: str = "dlq") -> TableRows
         "payload": pd.array([d.payload.decode("utf-8", errors="replace")[:4096] for d in letters], dtype="string"),
     })
     return TableRows(table, frame, ("origin", "topic", "reason"))
+
+
+def feature_rows(features: FeatureBatch, table: str = "features") -> TableRows:
+    """One row per trade: the wide feature table (one DOUBLE column per feature)."""
+    n = len(features)
+    frame = pd.DataFrame({
+        "ts": _timestamps(features.ts_ns),
+        "product": pd.Categorical([features.product] * n),
+        "area": pd.Categorical([features.product.split(":", 1)[0]] * n),
+        "trade_id": features.trade_id,
+        **{name: features.values[k] for k, name in enumerate(FEATURE_NAMES)},
+    })
+    return TableRows(table, frame, ("product", "area"))
+
+
+def signal_rows(signals: SignalBatch, table: str = "signals") -> TableRows:
+    n = len(signals)
+    frame = pd.DataFrame({
+        "ts": _timestamps(signals.ts_ns),
+        "product": pd.Categorical([signals.product] * n),
+        "area": pd.Categorical([signals.product.split(":", 1)[0]] * n),
+        "model": pd.Categorical([signals.model] * n),
+        "trade_id": signals.trade_id, "direction": signals.direction.astype(np.int32),
+        "strength": signals.strength, "target_position_mw": signals.target_position_mw,
+        "confidence": signals.confidence, "horizon_s": signals.horizon_s,
+    })
+    return TableRows(table, frame, ("product", "area", "model"))

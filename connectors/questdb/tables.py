@@ -8,6 +8,9 @@ with microsecond TIMESTAMP two events a few ns apart would share a dedup key and
 from __future__ import annotations
 
 from connectors.questdb.sql import QuestDBClient
+from operators.features import FEATURE_NAMES
+
+_FEATURE_COLUMNS = ", ".join(f"{name} DOUBLE" for name in FEATURE_NAMES)
 
 TABLES: dict[str, str] = {
     "ticks": """
@@ -25,6 +28,15 @@ TABLES: dict[str, str] = {
             ts TIMESTAMP_NS, area SYMBOL, duration_min INT, price_eur_per_mwh DOUBLE, source SYMBOL,
             published_ts TIMESTAMP_NS
         ) TIMESTAMP(ts) PARTITION BY MONTH WAL DEDUP UPSERT KEYS(ts, area, duration_min)""",
+    "features": f"""
+        CREATE TABLE IF NOT EXISTS features (
+            ts TIMESTAMP_NS, product SYMBOL CAPACITY 4096, area SYMBOL, trade_id LONG, {_FEATURE_COLUMNS}
+        ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, product, trade_id)""",
+    "signals": """
+        CREATE TABLE IF NOT EXISTS signals (
+            ts TIMESTAMP_NS, product SYMBOL CAPACITY 4096, area SYMBOL, model SYMBOL, trade_id LONG,
+            direction INT, strength DOUBLE, target_position_mw DOUBLE, confidence DOUBLE, horizon_s DOUBLE
+        ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, product, model, trade_id)""",
     "events": """
         CREATE TABLE IF NOT EXISTS events (
             ts TIMESTAMP_NS, kind SYMBOL, source SYMBOL, product SYMBOL, severity SYMBOL, detail VARCHAR

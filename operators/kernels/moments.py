@@ -1,16 +1,18 @@
 """Rolling mean, variance and z-score of trade prices over a time window, a count window, or both.
 
-Per event ``i`` with window ``W(i)`` (see ``window.py``: the events of the last ``window_ns`` up to and
+Per event ``i`` with window ``W(i)`` (``window.py``: the events of the last ``window_ns`` up to and
 including ``i``, and at most the last ``max_count``), ``n = |W(i)|``:
 
 * ``mean_eur_per_mwh = sum(p_j) / n`` (EUR/MWh)
-* ``variance_eur2_per_mwh2 = sum((p_j - mean)^2) / n``: the population variance (ddof 0), so that a single
+* ``variance_eur2_per_mwh2 = sum((p_j - mean)^2) / n``, the population variance (ddof 0), so that a single
   tick has variance 0 rather than NaN ((EUR/MWh)^2)
-* ``zscore = (p_i - mean) / sqrt(variance)``, and 0 when the variance is 0 (dimensionless)
+* ``zscore = (p_i - mean) / sqrt(variance)``, 0 when the variance is 0 (dimensionless)
 
-Prices may be negative or zero; nothing here divides by a price. The variance comes from Chan's combination
-of two Welford-style summaries (front suffix and back), each a sum of squared deviations from one of its
-own prices, so it is never negative and a window of equal prices has variance exactly 0 and z-score 0.
+Prices may be negative or zero; nothing divides by a price. Sums are of ``d = p - s`` and ``d^2`` with the
+shift ``s`` the newest price of the front, which is in the window whenever a window is summarised. Then
+``sum(d^2) <= (n + 1) * sum((p - mean)^2)``: the cancellation in ``sum(d^2) - sum(d)^2 / n`` is bounded by
+the window size whatever the price level, the variance is never negative, and a window of equal prices has
+variance exactly 0 and z-score exactly 0.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from operators.kernels.window import (
     LAST_TS,
     NO_TIME_LIMIT_NS,
     check_window,
+    count_limit,
     expired,
     initial_capacity,
     new_cursor,
@@ -39,34 +42,36 @@ from operators.kernels.window import (
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
-# Scalar slots (float64) of the state: shift of the front, shift of the back, back sums of d and d^2.
-_FRONT_SHIFT, _BACK_SHIFT, _BACK_SUM, _BACK_SUM_SQ = 0, 1, 2, 3
+# Float slots of the state: the shift (newest front price), the back's sums of d and d^2.
+_SHIFT, _BACK_SUM, _BACK_SUM_SQ = 0, 1, 2
+# Rows of the float ring: price, and the front's suffix sums of d and d^2.
+_PRICE, _SUM, _SUM_SQ = 0, 1, 2
 
 
 @dataclass(slots=True)
 class MomentsState:
-    """One product's rolling-moments state: plain numpy arrays and ints, picklable.
+    """One product's rolling-moments state: numpy arrays and ints, picklable.
 
-    ``ts_ns``/``price_eur_per_mwh`` are the ring of the window's events; ``front_sums[0|1, slot]`` the
-    suffix sums of ``d`` and ``d^2`` (``d = price - front shift``) of the front events; ``cursor`` is
-    [head, count, front count, last ts]; ``scalars`` is [front shift, back shift, back sum d, back sum d^2].
+    ``ts_ns``: the ring of the window's event times; ``ring[0, slot]``: their prices (EUR/MWh);
+    ``ring[1|2, slot]``: suffix sums of ``d`` and ``d^2`` over the front events from ``slot`` to the newest
+    front event; ``cursor``: [head, count, front count, last ts]; ``scalars``: [shift, back sum of d, back
+    sum of d^2]. Few arrays, because each array argument costs about 0.1 us per kernel call.
     """
 
     window_ns: int
     max_count: int
     ts_ns: I64
-    price_eur_per_mwh: F64
-    front_sums: F64
+    ring: F64
     cursor: I64 = field(default_factory=new_cursor)
-    scalars: F64 = field(default_factory=lambda: np.zeros(4))
+    scalars: F64 = field(default_factory=lambda: np.zeros(3))
 
     @classmethod
     def new(cls, window_ns: int = NO_TIME_LIMIT_NS, max_count: int = 0, capacity: int | None = None,
             ) -> MomentsState:
-        """An empty state for a window of ``window_ns`` and/or the last ``max_count`` events."""
+        """An empty state for a window of the last ``window_ns`` and/or the last ``max_count`` events."""
         check_window(window_ns, max_count)
         slots = initial_capacity(max_count, capacity)
-        return cls(window_ns, max_count, np.zeros(slots, np.int64), np.zeros(slots), np.zeros((2, slots)))
+        return cls(window_ns, max_count, np.zeros(slots, np.int64), np.zeros((3, slots)))
 
     @property
     def count(self) -> int:
@@ -74,16 +79,15 @@ class MomentsState:
         return int(self.cursor[COUNT])
 
     def grow(self) -> None:
-        """Double the ring (a time window holding more events than it has slots)."""
+        """Double the ring (a time window that holds more events than the ring has slots)."""
         head, count, capacity = int(self.cursor[HEAD]), int(self.cursor[COUNT]), len(self.ts_ns)
         self.ts_ns = unrolled(self.ts_ns, head, count, 2 * capacity)
-        self.price_eur_per_mwh = unrolled(self.price_eur_per_mwh, head, count, 2 * capacity)
-        self.front_sums = unrolled(self.front_sums, head, count, 2 * capacity)
+        self.ring = unrolled(self.ring, head, count, 2 * capacity)
         self.cursor[HEAD] = 0
 
 
 class Moments(NamedTuple):
-    """Per-event outputs of :func:`rolling_moments`."""
+    """Per-event outputs of :func:`rolling_moments`, one value per input event."""
 
     mean_eur_per_mwh: F64
     variance_eur2_per_mwh2: F64
@@ -91,46 +95,44 @@ class Moments(NamedTuple):
 
 
 @njit(cache=True)
-def _rebuild_front(ring_price: F64, front_sums: F64, head: int, count: int) -> float:
-    """Make every event of the ring a front event: suffix sums of d, d^2 from the newest back to the oldest,
-    with d relative to the newest price (which every suffix contains). Returns that shift."""
-    capacity = ring_price.shape[0]
+def _rebuild_front(ring: F64, head: int, count: int) -> float:
+    """Make every event in the ring a front event: suffix sums of d and d^2 from the newest event back to
+    the oldest, with d relative to the newest price (which every suffix contains). Returns that shift."""
+    capacity = ring.shape[1]
     slot = head + count - 1
     if slot >= capacity:
         slot -= capacity
-    shift = ring_price[slot]
+    shift = ring[_PRICE, slot]
     sum_d = 0.0
     sum_d2 = 0.0
     for _ in range(count):
-        d = ring_price[slot] - shift
+        d = ring[_PRICE, slot] - shift
         sum_d += d
         sum_d2 += d * d
-        front_sums[0, slot] = sum_d
-        front_sums[1, slot] = sum_d2
+        ring[_SUM, slot] = sum_d
+        ring[_SUM_SQ, slot] = sum_d2
         slot = slot - 1 if slot > 0 else capacity - 1
     return shift
 
 
 @njit(cache=True)
-def rolling_moments_kernel(ts_ns: I64, price_eur_per_mwh: F64, window_ns: int, max_count: int,
-                           ring_ts_ns: I64, ring_price: F64, front_sums: F64, cursor: I64, scalars: F64,
-                           out_mean: F64, out_variance: F64, out_zscore: F64, start: int) -> int:
-    """Process events ``start..`` of a batch, writing per-event mean (EUR/MWh), variance ((EUR/MWh)^2) and
-    z-score, and updating the state arrays in place. Returns the index of the first event not processed:
-    ``len(ts_ns)``, or less when the ring is full (grow it and call again from there)."""
+def rolling_moments_kernel(  # noqa: PLR0917 (a Numba kernel takes its arrays positionally)
+    ts_ns: I64, price_eur_per_mwh: F64, window_ns: int, max_count: int, ring_ts_ns: I64, ring: F64, cursor: I64,
+    scalars: F64, out: F64, start: int,
+) -> int:
+    """Process events ``start..`` of a batch: write per-event mean (EUR/MWh), variance ((EUR/MWh)^2) and
+    z-score into ``out[0|1|2, i]`` and update the state arrays in place. Returns the index of the first
+    event not processed: ``len(ts_ns)``, or less when the ring is full (grow it, call again from there)."""
     capacity = ring_ts_ns.shape[0]
+    limit = count_limit(max_count, capacity)
     head, count, front, last_ts = cursor[HEAD], cursor[COUNT], cursor[FRONT], cursor[LAST_TS]
-    front_shift, back_shift = scalars[_FRONT_SHIFT], scalars[_BACK_SHIFT]
-    back_sum, back_sum_sq = scalars[_BACK_SUM], scalars[_BACK_SUM_SQ]
+    shift, back_sum, back_sum_sq = scalars[_SHIFT], scalars[_BACK_SUM], scalars[_BACK_SUM_SQ]
     i = start
     n = ts_ns.shape[0]
     while i < n:
         now = max(ts_ns[i], last_ts)
         price = price_eur_per_mwh[i]
-        while count > 0 and expired(now, ring_ts_ns[head], count, window_ns, max_count):
-            if front == 0:
-                front_shift = _rebuild_front(ring_price, front_sums, head, count)
-                front, back_sum, back_sum_sq = count, 0.0, 0.0
+        while count > 0 and expired(now, ring_ts_ns[head], count, window_ns, limit):
             head = head + 1 if head + 1 < capacity else 0
             count -= 1
             front -= 1
@@ -140,53 +142,43 @@ def rolling_moments_kernel(ts_ns: I64, price_eur_per_mwh: F64, window_ns: int, m
         if slot >= capacity:
             slot -= capacity
         ring_ts_ns[slot] = now
-        ring_price[slot] = price
-        if count == front:
-            back_shift = price
-        d = price - back_shift
-        back_sum += d
-        back_sum_sq += d * d
+        ring[_PRICE, slot] = price
         count += 1
         last_ts = now
-        if front == 0:
-            front_shift = _rebuild_front(ring_price, front_sums, head, count)
+        if front <= 0:  # the front ran out (evicted back events are dropped with the back sums)
+            shift = _rebuild_front(ring, head, count)
             front, back_sum, back_sum_sq = count, 0.0, 0.0
-        # Front summary (offset of its mean from its shift, squared deviations), then Chan's merge with the back.
-        offset = front_sums[0, head] / front
-        m2 = max(front_sums[1, head] - front_sums[0, head] * offset, 0.0)
-        back = count - front
-        if back > 0:
-            back_offset = back_sum / back
-            back_m2 = max(back_sum_sq - back_sum * back_offset, 0.0)
-            delta = (back_shift - front_shift) + (back_offset - offset)
-            weight = back / count
-            offset += delta * weight
-            m2 += back_m2 + delta * delta * front * weight
-        variance = m2 / count
-        out_mean[i] = front_shift + offset
-        out_variance[i] = variance
-        out_zscore[i] = ((price - front_shift) - offset) / math.sqrt(variance) if variance > 0.0 else 0.0
+        else:
+            d = price - shift
+            back_sum += d
+            back_sum_sq += d * d
+        sum_d = ring[_SUM, head] + back_sum
+        sum_sq = ring[_SUM_SQ, head] + back_sum_sq
+        reciprocal = 1.0 / count
+        offset = sum_d * reciprocal
+        variance = max(sum_sq - sum_d * offset, 0.0) * reciprocal
+        out[0, i] = shift + offset
+        out[1, i] = variance
+        out[2, i] = ((price - shift) - offset) / math.sqrt(variance) if variance > 0.0 else 0.0
         i += 1
     cursor[HEAD], cursor[COUNT], cursor[FRONT], cursor[LAST_TS] = head, count, front, last_ts
-    scalars[_FRONT_SHIFT], scalars[_BACK_SHIFT] = front_shift, back_shift
-    scalars[_BACK_SUM], scalars[_BACK_SUM_SQ] = back_sum, back_sum_sq
+    scalars[_SHIFT], scalars[_BACK_SUM], scalars[_BACK_SUM_SQ] = shift, back_sum, back_sum_sq
     return i
 
 
 def rolling_moments(state: MomentsState, ts_ns: I64, price_eur_per_mwh: F64) -> Moments:
     """Rolling mean, variance and z-score of one product's trade prices (module docstring: formulas, units).
 
-    ``ts_ns`` int64 event times (UTC ns), ``price_eur_per_mwh`` finite float64 prices, one per trade, in
-    arrival order. Updates ``state`` in place; any split of a stream into batches gives bit-identical outputs.
+    ``ts_ns``: int64 event times (UTC ns); ``price_eur_per_mwh``: finite float64 prices; one per trade, in
+    arrival order (other dtypes work, at the price of compiling another specialisation). Updates ``state`` in
+    place; any split of a stream into batches gives bit-identical outputs.
     """
-    ts = np.ascontiguousarray(ts_ns, dtype=np.int64)
-    price = np.ascontiguousarray(price_eur_per_mwh, dtype=np.float64)
-    out = np.empty((3, len(ts)))
-    done = 0
-    while True:
-        done = rolling_moments_kernel(ts, price, state.window_ns, state.max_count, state.ts_ns,
-                                      state.price_eur_per_mwh, state.front_sums, state.cursor, state.scalars,
-                                      out[0], out[1], out[2], done)
-        if done == len(ts):
-            return Moments(out[0], out[1], out[2])
+    n = len(ts_ns)
+    out = np.empty((3, n))
+    done = rolling_moments_kernel(ts_ns, price_eur_per_mwh, state.window_ns, state.max_count, state.ts_ns, state.ring,
+                                  state.cursor, state.scalars, out, 0)
+    while done < n:
         state.grow()
+        done = rolling_moments_kernel(ts_ns, price_eur_per_mwh, state.window_ns, state.max_count, state.ts_ns,
+                                      state.ring, state.cursor, state.scalars, out, done)
+    return Moments(out[0], out[1], out[2])

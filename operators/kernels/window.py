@@ -11,9 +11,9 @@ is one front suffix combined with the back scalars.
 Why not running sums with add and subtract: subtracting what was added makes the error of a large value
 that has left the window (a -500 EUR/MWh spike among 40 EUR/MWh trades) stay in the sum, and drift never
 resets while trading is busy. Here nothing is ever subtracted, so every output is as accurate as a fresh
-sum over its window. Sums of prices are taken relative to a shift that is itself one of the summed prices
-(the newest front price, the first back price), which bounds the cancellation of variance formulas by the
-window size whatever the price level or sign.
+sum over its window. Sums of prices are taken relative to a shift, the newest front price, which is in the
+window whenever one is summarised (the front is rebuilt when it runs empty): that bounds the cancellation
+of variance-like formulas by the window size whatever the price level or sign.
 
 The window of an event at time ``t`` holds the events with ``t - window_ns < ts <= t`` (pandas'
 ``rolling('60s')``, ``closed='right'``), including the event itself and earlier events with the same
@@ -31,9 +31,9 @@ from numba import njit
 from numpy.typing import NDArray
 
 #: ``window_ns`` of a pure count window.
-NO_TIME_LIMIT_NS = np.iinfo(np.int64).max
+NO_TIME_LIMIT_NS = int(np.iinfo(np.int64).max)
 #: ``last_ts`` of a state that has seen no event yet.
-NO_TIME_NS = np.iinfo(np.int64).min
+NO_TIME_NS = int(np.iinfo(np.int64).min)
 #: Capacity a time window's ring starts with; it doubles whenever a window holds more events.
 DEFAULT_CAPACITY = 64
 
@@ -75,7 +75,15 @@ def unrolled(array: NDArray[Any], head: int, count: int, capacity: int) -> NDArr
     return grown
 
 
-@njit(cache=True)
-def expired(now_ns: int, oldest_ns: int, count: int, window_ns: int, max_count: int) -> bool:
-    """Whether the oldest of ``count`` events leaves the window before an event at ``now_ns`` joins it."""
-    return now_ns - oldest_ns >= window_ns or (max_count > 0 and count >= max_count)
+@njit(cache=True, inline="always")
+def count_limit(max_count: int, capacity: int) -> int:
+    """The count at which the oldest event must leave: ``max_count``, or never (more than the ring holds)."""
+    return max_count if max_count > 0 else capacity + 1
+
+
+@njit(cache=True, inline="always")
+def expired(now_ns: int, oldest_ns: int, count: int, window_ns: int, limit: int) -> bool:
+    """Whether the oldest of ``count`` events leaves the window before an event at ``now_ns`` joins it
+    (``limit`` from :func:`count_limit`). The differences never overflow: event times are clamped to be
+    non-decreasing, so ``now_ns - oldest_ns >= 0``."""
+    return (now_ns - oldest_ns >= window_ns) | (count >= limit)

@@ -55,17 +55,17 @@ def _run(key: str, arrivals: list[ProductEvents], *, repickle: bool = False) -> 
 def test_features_do_not_depend_on_batching_or_interleaving(one_product: tuple[str, TickBatch, BookBatch],
                                                            seed: int) -> None:
     key, ticks, book = one_product
-    whole = _run(key, [ProductEvents(day_ahead_eur_per_mwh=40.0), ProductEvents(book=book),
-                       ProductEvents(ticks=ticks)])
+    whole = _run(key, [ProductEvents(key, day_ahead_eur_per_mwh=40.0), ProductEvents(key, book=book),
+                       ProductEvents(key, ticks=ticks)])
     rng = random.Random(seed)
     tick_pieces, book_pieces = _pieces(ticks, rng), _pieces(book, rng)
     # A random interleaving of the two streams that keeps each stream's own order (as Kafka does per topic).
     kinds = ["t"] * len(tick_pieces) + ["b"] * len(book_pieces)
     rng.shuffle(kinds)
     tick_arrivals, book_arrivals = iter(tick_pieces), iter(book_pieces)
-    ordered = [ProductEvents(ticks=next(tick_arrivals)) if kind == "t" else ProductEvents(book=next(book_arrivals))
-               for kind in kinds]
-    ordered.insert(rng.randrange(len(ordered)), ProductEvents(day_ahead_eur_per_mwh=40.0))
+    ordered = [ProductEvents(key, ticks=next(tick_arrivals)) if kind == "t"
+               else ProductEvents(key, book=next(book_arrivals)) for kind in kinds]
+    ordered.insert(rng.randrange(len(ordered)), ProductEvents(key, day_ahead_eur_per_mwh=40.0))
     split = _run(key, ordered, repickle=True)
     assert np.array_equal(whole.trade_id, ticks.trade_id)
     assert np.array_equal(split.trade_id, whole.trade_id)
@@ -74,7 +74,8 @@ def test_features_do_not_depend_on_batching_or_interleaving(one_product: tuple[s
 
 def test_feature_values_are_sane(one_product: tuple[str, TickBatch, BookBatch]) -> None:
     key, ticks, book = one_product
-    out = _run(key, [ProductEvents(day_ahead_eur_per_mwh=40.0), ProductEvents(book=book), ProductEvents(ticks=ticks)])
+    out = _run(key, [ProductEvents(key, day_ahead_eur_per_mwh=40.0), ProductEvents(key, book=book),
+                     ProductEvents(key, ticks=ticks)])
     assert out.values.shape == (len(FEATURE_NAMES), len(ticks))
     assert np.array_equal(out.column("price_eur_per_mwh"), ticks.price_eur_per_mwh)
     assert np.allclose(out.column("spread_to_day_ahead_eur_per_mwh"), ticks.price_eur_per_mwh - 40.0)
@@ -93,8 +94,8 @@ def test_feature_values_are_sane(one_product: tuple[str, TickBatch, BookBatch]) 
 def test_nothing_is_released_before_the_day_ahead_anchor(one_product: tuple[str, TickBatch, BookBatch]) -> None:
     key, ticks, book = one_product
     state = ProductFeatures.new(key, FeatureSettings())
-    assert state.on_events(ProductEvents(book=book)) is None
-    assert state.on_events(ProductEvents(ticks=ticks)) is None
-    released = state.on_events(ProductEvents(day_ahead_eur_per_mwh=-5.0))
+    assert state.on_events(ProductEvents(key, book=book)) is None
+    assert state.on_events(ProductEvents(key, ticks=ticks)) is None
+    released = state.on_events(ProductEvents(key, day_ahead_eur_per_mwh=-5.0))
     assert released is not None and len(released) > 0
     assert state.forced_releases == 0

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import pickle
-from fractions import Fraction
 from collections.abc import Callable
+from fractions import Fraction
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -102,7 +103,7 @@ def split_runs(run: Callable[[Any, slice], tuple[NDArray[Any], ...]], make_state
     state = make_state()
     bounds = [0, *sorted({min(c, n) for c in cuts}), n]
     pieces: list[tuple[NDArray[Any], ...]] = []
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    for lo, hi in pairwise(bounds):
         pieces.append(run(state, slice(lo, hi)))
         state = pickle.loads(pickle.dumps(state))
     return [np.concatenate([piece[k] for piece in pieces]) for k in range(len(pieces[0]))] if pieces else []
@@ -135,7 +136,7 @@ def reference_trades(ts_ns: NDArray[np.int64], price: NDArray[np.float64], quant
         count.append(len(members))
         volume.append(math.fsum(q))
         vwap.append(math.fsum(a * b for a, b in zip(q, p, strict=True)) / math.fsum(q))
-        volatility.append(math.sqrt(math.fsum((b - a) ** 2 for a, b in zip(p, p[1:], strict=False))))
+        volatility.append(math.sqrt(math.fsum((b - a) ** 2 for a, b in pairwise(p))))
         scale.append(max(abs(x) for x in p))
     return tuple(np.array(column, dtype=np.float64) for column in (count, volume, vwap, volatility, scale))
 
@@ -234,7 +235,7 @@ def test_count_window_matches_pandas() -> None:
 
 @pytest.mark.parametrize(("window_ns", "max_count"), [(0, 0), (-1, 5), (NO_TIME_LIMIT_NS, 0), (10, -1)])
 def test_bad_windows_are_refused(window_ns: int, max_count: int) -> None:
-    with pytest.raises(ValueError, match="window|max_count"):
+    with pytest.raises(ValueError, match=r"window|max_count"):
         MomentsState.new(window_ns, max_count)
 
 
@@ -323,7 +324,9 @@ def test_ewma_matches_pandas_and_weighs_simultaneous_trades_equally() -> None:
     ts = START_NS + np.cumsum(rng.choice([0, 1, 7, 90], 400) * NS_PER_SECOND).astype(np.int64)
     price = np.round(rng.normal(10, 30, 400), 2)
     got = ewma(EwmaState.new([30 * NS_PER_SECOND]), ts, price)[0]
-    expected = pd.Series(price).ewm(halflife=pd.Timedelta(seconds=30), times=pd.to_datetime(ts)).mean()
+    # pandas-stubs type halflife as a float only; with times, pandas takes a Timedelta.
+    expected = pd.Series(price).ewm(halflife=pd.Timedelta(seconds=30),  # type: ignore[arg-type]
+                                    times=ts.astype("datetime64[ns]")).mean()
     np.testing.assert_allclose(got, expected.to_numpy(), rtol=1e-9, atol=1e-9)
     both = ewma(EwmaState.new([NS_PER_SECOND]), np.array([START_NS, START_NS]), np.array([10.0, 20.0]))
     assert both[0, 1] == 15.0

@@ -1,0 +1,58 @@
+"""The signals flow: clean market data -> per-product features (Numba kernels) -> model signals.
+
+    python -m bytewax.run "flows.signals:get_flow()" -w 1
+    wattflow run signals [--workers N] [--processes P] [--recovery DIR] [--no-tail]
+
+Reads ``md.ticks``, ``md.book`` and ``md.dayahead`` (packed per product by the ingest flow), keys
+everything by product, keeps each product's feature state (numpy arrays, snapshotted for recovery) and
+merges its streams in event time so that the same feed always gives the same features and signals.
+Features and signals go to the ``features`` and ``signals`` topics and QuestDB tables (dedup keys).
+"""
+
+from __future__ import annotations
+
+from bytewax import operators as op
+from bytewax.dataflow import Dataflow
+
+from connectors.kafka.records import dead_letter_records, feature_records, signal_records
+from connectors.kafka.sink import KafkaRecords, KafkaRecordsSink
+from connectors.kafka.source import KafkaBatchSource
+from connectors.questdb.rows import dead_letter_rows, feature_rows, signal_rows
+from connectors.questdb.sink import QuestDBSink, TableRows
+from connectors.wire import decode_batch
+from operators.features import FeatureBatch, FeatureSettings
+from operators.models import ModelSettings, SignalBatch, load_models
+from operators.signals import by_product, product_features, run_models
+from wattflow.settings import Settings
+
+
+def get_flow(settings: Settings | None = None, *, tail: bool = True, batch_size: int = 20_000) -> Dataflow:
+    settings = settings or Settings.load()
+    topics = settings.topics
+    signal_settings = settings.signals
+    models = load_models(signal_settings.model_names(), ModelSettings(max_position_mw=signal_settings.max_position_mw))
+    flow = Dataflow("signals")
+    market = op.input("market", flow, KafkaBatchSource(settings.kafka, [topics.ticks, topics.book, topics.dayahead],
+                                                       tail=tail, batch_size=batch_size))
+    decoded = op.map("decode", market, decode_batch)
+    dead = op.flat_map("dead", decoded, lambda batch: batch.dead)
+    keyed = op.flat_map("by_product", decoded, lambda batch: by_product(batch, signal_settings.durations()))
+    features = product_features("features", keyed, settings=FeatureSettings())
+    signals = run_models("models", features, models=models)
+
+    def feature_outputs(batch: FeatureBatch) -> tuple[TableRows, KafkaRecords]:
+        return feature_rows(batch), feature_records(batch, topics.features)
+
+    def signal_outputs(batch: SignalBatch) -> tuple[TableRows, KafkaRecords]:
+        return signal_rows(batch), signal_records(batch, topics.signals)
+
+    feature_out = op.map("feature_out", features, feature_outputs)
+    signal_out = op.map("signal_out", signals, signal_outputs)
+    both = op.merge("outputs", feature_out, signal_out)
+    op.output("store", op.map("rows", both, lambda pair: pair[0]), QuestDBSink(settings.questdb))
+    op.output("publish", op.map("records", both, lambda pair: pair[1]), KafkaRecordsSink(settings.kafka))
+    op.output("dead_store", op.map("dead_rows", dead, lambda letter: dead_letter_rows([letter])),
+              QuestDBSink(settings.questdb))
+    op.output("dead_publish", op.map("dead_records", dead, lambda letter: dead_letter_records([letter], topics.dlq)),
+              KafkaRecordsSink(settings.kafka))
+    return flow

@@ -1,0 +1,42 @@
+"""Book-imbalance momentum close to gate closure.
+
+In the last ``active_minutes`` before gate closure, trading intensifies and a one-sided book tends to move
+the price its way. With ``b`` the imbalance over the top levels, ``(bid depth - ask depth) / (bid + ask)``
+in [-1, 1]: beyond ``threshold`` the model follows the heavier side, ``direction = sign(b)``,
+``strength = (|b| - threshold) / (1 - threshold)``, halved when trading is slowing down (negative intensity
+trend). Confidence grows with the depth near mid (``depth / 50 MW``, capped at 1) and with market access;
+the horizon is 5 minutes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from operators.features import FeatureBatch
+from operators.models import MarketAccess, ModelSettings, SignalBatch, to_signal
+
+
+@dataclass(frozen=True, slots=True)
+class ImbalanceMomentum:
+    settings: ModelSettings
+    threshold: float = 0.3
+    active_minutes: float = 120.0
+    name: str = "imbalance_momentum"
+
+    def signals(self, features: FeatureBatch, access: MarketAccess) -> SignalBatch:
+        imbalance = features.column("imbalance")
+        active = features.column("minutes_to_gate_closure") <= self.active_minutes
+        direction = np.where(active & (np.abs(imbalance) > self.threshold), np.sign(imbalance), 0.0)
+        slowing = features.column("intensity_trend_per_min2") < 0
+        strength = (np.abs(imbalance) - self.threshold) / (1.0 - self.threshold) * np.where(slowing, 0.5, 1.0)
+        depth = features.column("bid_depth_near_mid_mw") + features.column("ask_depth_near_mid_mw")
+        confidence = np.minimum(depth / 50.0, 1.0) * access.coverage
+        horizon = np.full(len(features), 300.0)
+        return to_signal(features, self.name, direction, strength, confidence=confidence, horizon_s=horizon,
+                         settings=self.settings)
+
+
+def build(settings: ModelSettings) -> ImbalanceMomentum:
+    return ImbalanceMomentum(settings)
