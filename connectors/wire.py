@@ -112,6 +112,7 @@ class _Decoded:
         self.wires: dict[type, list[bytes | None]] = {TradeMessage: [], BookMessage: [], DayAheadMessage: []}
         self.recv: dict[type, list[int]] = {TradeMessage: [], BookMessage: [], DayAheadMessage: []}
         self.dead: list[DeadLetter] = []
+        self.simple = False  # every event a message of its own: positions come straight from the raw batch
 
     def add(self, message: RawMessage, row: int, index: int, wire: bytes | None) -> None:
         kind = type(message)
@@ -172,6 +173,9 @@ def decode_batch(raw: RawBatch) -> IngestBatch:
     cannot be decoded becomes a dead letter with its reason and origin (``topic[p]@offset``, plus ``#index``
     inside a packed message); nothing is dropped: events in = ticks + book + dayahead + dead.
     """
+    simple = _decode_simple(raw)
+    if simple is not None:
+        return simple
     decoded = _Decoded()
     decode = _decoder.decode
     add = decoded.add
@@ -209,6 +213,34 @@ def decode_batch(raw: RawBatch) -> IngestBatch:
     )
 
 
+def _decode_simple(raw: RawBatch) -> IngestBatch | None:
+    """The common case, fast: every message a single event. None when a batch holds anything else."""
+    decode = _decoder.decode
+    messages: dict[type, list[RawMessage]] = {TradeMessage: [], BookMessage: [], DayAheadMessage: []}
+    rows: dict[type, list[int]] = {TradeMessage: [], BookMessage: [], DayAheadMessage: []}
+    dead: list[DeadLetter] = []
+    for row, value in enumerate(raw.values):
+        try:
+            message = decode(value)  # type: ignore[arg-type]
+        except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as error:
+            payload = value or b""
+            if payload.startswith(_CLEAN_PREFIXES) or payload.startswith(_PACKED_PREFIX):
+                return None
+            origin = Origin(raw.topic, raw.partition, int(raw.offsets[row]))
+            reason = "EMPTY_MESSAGE" if value is None else classify_decode_error(error, payload)
+            dead.append(DeadLetter(int(raw.timestamps_ns[row]), origin, reason, str(error), payload[:65_536]))
+            continue
+        kind = type(message)
+        messages[kind].append(message)
+        rows[kind].append(row)
+    decoded = _Decoded()
+    decoded.messages, decoded.rows, decoded.dead, decoded.simple = messages, rows, dead, True
+    return IngestBatch(
+        ticks=_trade_columns(decoded, raw), book=_book_columns(decoded, raw),
+        dayahead=_dayahead_columns(decoded, raw), dead=dead, topic=raw.topic, partition=raw.partition,
+    )
+
+
 def _ints(values: list[int]) -> np.ndarray:
     # Integers beyond int64 passed msgspec (it accepts arbitrary ints up to 2**64): range-check later.
     try:
@@ -220,6 +252,12 @@ def _ints(values: list[int]) -> np.ndarray:
 def _positions(decoded: _Decoded, kind: type, raw: RawBatch) -> dict[str, np.ndarray]:
     """recv_ns, offset, index and wire columns of one event type."""
     rows = np.array(decoded.rows[kind], dtype=np.int64)
+    if decoded.simple:
+        values = raw.values
+        wire = np.empty(len(rows), dtype=object)
+        wire[:] = [values[row] for row in decoded.rows[kind]]
+        return {"recv_ns": raw.timestamps_ns[rows], "offset": raw.offsets[rows],
+                "index": np.full(len(rows), -1, dtype=np.int64), "wire": wire}
     wires = decoded.wires[kind]
     if None in wires:
         # Events of packed messages keep their struct: encode_events writes a whole group in one call.

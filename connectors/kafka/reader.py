@@ -76,6 +76,9 @@ def read_topic(settings: KafkaSettings, topic: str, *, start: int | datetime = O
     consumer = Consumer({
         **settings.client_config(), "group.id": "wattflow-reader", "enable.auto.commit": False,
         "enable.partition.eof": True, "fetch.wait.max.ms": 50,
+        # One consumer reads every partition: without this, librdkafka pauses a partition for a second
+        # whenever its local queue is full (measured: 284k -> 665k messages/s).
+        "fetch.queue.backoff.ms": 10,
     })
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)

@@ -115,8 +115,11 @@ class ManagedProcess:
     def wait_ready(self, probe: Callable[[], bool], timeout_s: float, what: str) -> float:
         """Poll ``probe`` until it answers True; fail early if the process dies. Returns seconds waited."""
         started = time.monotonic()
+        pid = self.recorded_pid()
         while time.monotonic() - started < timeout_s:
-            if self.pid() is None:
+            # Liveness of the very pid we started (not the command-line check of `pid()`, which can race with
+            # a process that is still exec-ing under load).
+            if pid is None or not _pid_alive(pid):
                 raise StackError(
                     f"{self.name} exited while starting; last lines of {self.stdout_log}:\n{self.tail(15)}",
                     hint=f"read the whole log with `wattflow stack logs {self.name}`",

@@ -124,9 +124,10 @@ class KafkaServer:
         import subprocess
 
         cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        # `--cluster-id=ID`, not `-t ID`: one id in 64 starts with "-" and would be read as an option.
         result = subprocess.run(
             [str(java), "-cp", f"{self.libs}/*", "kafka.tools.StorageTool", "format", "--standalone",
-             "-t", cluster_id, "-c", str(config)],
+             f"--cluster-id={cluster_id}", "-c", str(config)],
             capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:
