@@ -8,7 +8,9 @@ events are held back and released in event-time order up to a watermark: everyth
 smallest last-seen event time of the two streams, and nothing before the day-ahead anchor is known. End of
 input releases everything.
 A hold-back past ``max_held_events`` (a stream that went silent) releases anyway and counts it in
-``forced_releases``: determinism holds only while that count is zero.
+``forced_releases``: determinism holds only while that count is zero. Upstream delivery is at least once (a
+resumed ingest flow republishes some ticks), so events at or before the last (time, id) taken are dropped
+as repeats and counted in ``repeats_dropped``.
 
 At each trade, the features are the trade-window statistics up to and including that trade and the book as
 it stood before it: after the last book update strictly earlier than the trade (what a trader saw).
@@ -116,7 +118,10 @@ class ProductFeatures:
     held_book: list[BookBatch] = field(default_factory=list)
     last_tick_ns: int = _NO_TS
     last_book_ns: int = _NO_TS
+    last_trade_id: int = _NO_TS
+    last_book_seq: int = _NO_TS
     forced_releases: int = 0
+    repeats_dropped: int = 0
 
     @classmethod
     def new(cls, product: str, settings: FeatureSettings) -> ProductFeatures:
@@ -135,11 +140,15 @@ class ProductFeatures:
         if events.day_ahead_eur_per_mwh is not None:
             self.day_ahead_eur_per_mwh = events.day_ahead_eur_per_mwh
         if events.ticks is not None and len(events.ticks):
-            self.held_ticks.append(events.ticks)
-            self.last_tick_ns = max(self.last_tick_ns, int(events.ticks.ts_ns.max()))
+            ticks = self._fresh(events.ticks, events.ticks.trade_id, self.last_tick_ns, self.last_trade_id)
+            if len(ticks):
+                self.held_ticks.append(ticks)
+                self.last_tick_ns, self.last_trade_id = int(ticks.ts_ns[-1]), int(ticks.trade_id[-1])
         if events.book is not None and len(events.book):
-            self.held_book.append(events.book)
-            self.last_book_ns = max(self.last_book_ns, int(events.book.ts_ns.max()))
+            book = self._fresh(events.book, events.book.seq, self.last_book_ns, self.last_book_seq)
+            if len(book):
+                self.held_book.append(book)
+                self.last_book_ns, self.last_book_seq = int(book.ts_ns[-1]), int(book.seq[-1])
         watermark = min(self.last_tick_ns, self.last_book_ns)
         if math.isnan(self.day_ahead_eur_per_mwh):
             watermark = _NO_TS
@@ -147,6 +156,15 @@ class ProductFeatures:
             self.forced_releases += 1
             watermark = max(self.last_tick_ns, self.last_book_ns)
         return self._release(watermark)
+
+    def _fresh(self, batch: Any, ids: I64, last_ns: int, last_id: int) -> Any:
+        """Drop what was seen already: upstream delivery is at least once, and a stream is in (time, id) order,
+        so a repeat is anything at or before the last (time, id) taken."""
+        fresh = (batch.ts_ns > last_ns) | ((batch.ts_ns == last_ns) & (ids > last_id))
+        if fresh.all():
+            return batch
+        self.repeats_dropped += int((~fresh).sum())
+        return batch.take(np.flatnonzero(fresh))
 
     def on_end(self) -> FeatureBatch | None:
         """End of input: release everything held."""

@@ -99,3 +99,20 @@ def test_nothing_is_released_before_the_day_ahead_anchor(one_product: tuple[str,
     released = state.on_events(ProductEvents(key, day_ahead_eur_per_mwh=-5.0))
     assert released is not None and len(released) > 0
     assert state.forced_releases == 0
+
+
+def test_repeated_events_from_an_at_least_once_upstream_are_dropped(
+        one_product: tuple[str, TickBatch, BookBatch]) -> None:
+    key, ticks, book = one_product
+    once = _run(key, [ProductEvents(key, day_ahead_eur_per_mwh=40.0), ProductEvents(key, book=book),
+                      ProductEvents(key, ticks=ticks)])
+    half_t, half_b = len(ticks) // 2, len(book) // 2
+    arrivals = [
+        ProductEvents(key, day_ahead_eur_per_mwh=40.0),
+        ProductEvents(key, book=book.take(np.arange(half_b))), ProductEvents(key, ticks=ticks.take(np.arange(half_t))),
+        # a resumed upstream sends a stretch again, then goes on
+        ProductEvents(key, book=book), ProductEvents(key, ticks=ticks.take(np.arange(half_t // 2, len(ticks)))),
+    ]
+    twice = _run(key, arrivals)
+    assert np.array_equal(twice.trade_id, once.trade_id)
+    assert np.array_equal(twice.values, once.values, equal_nan=True)
