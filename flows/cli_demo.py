@@ -14,7 +14,8 @@ def register(subparsers: Any) -> None:
         "demo", help="bring the native stack up and run the main job: a simulated trading day into QuestDB",
         description="Start the native stack (if it is not running), create topics and tables, simulate the "
         "intraday market of DE-LU on 2018-10-28 (25 delivery hours) anchored on real day-ahead prices, replay "
-        "it through Kafka, run the ingest flow into QuestDB, and print a summary with example queries. The "
+        "it through Kafka, run the ingest flow into QuestDB and the signals flow (features, models), and print a "
+        "summary with example queries, the signals per product and a plot. The "
         "stack keeps running so that you can explore; stop it with `wattflow stack down`.",
     )
     parser.add_argument(
@@ -22,6 +23,8 @@ def register(subparsers: Any) -> None:
         help="use the Kafka and QuestDB named in the settings (e.g. docker compose) "
         "instead of starting the native stack",
     )
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="scale the simulated day's activity (default 1: ~60k trades, ~500k book updates)")
     parser.add_argument("--smoke", action="store_true",
                         help="only the quick smoke path (Kafka round trip, QuestDB write/read/dedup)")
     parser.set_defaults(func=run)
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         progress.update(task, completed=stats.sent, total=stats.total, rate=f"{stats.achieved_rate:,.0f} msg/s")
 
     with progress:
-        report = run_demo(settings, progress=show, status=lambda text: console.print(f"[dim]{text}[/]"))
+        report = run_demo(settings, scale=args.scale, progress=show,
+                          status=lambda text: console.print(f"[dim]{text}[/]"))
 
     counts = report.counts_by_type
     console.print(f"\n[bold]Simulated DE-LU 2018-10-28[/] ({report.feed_path}): {counts['trade']:,} trades, "
@@ -77,6 +81,12 @@ def run(args: argparse.Namespace) -> int:
         console.print()
         console.print(_table(title, rows))
         console.print(f"[dim]{sql}[/]", soft_wrap=True)
+    console.print()
+    console.print(_table("signals per product and model (first rows)", report.signals_table))
+    console.print(f"signals flow: {report.signals_count:,} signals in {report.signals_seconds:.1f} s; "
+                  f"signals hash {report.signals_hash[:16]} (the same feed always gives the same hash)")
+    if report.plot_path is not None:
+        console.print(f"plot of price, fair value and signals: {report.plot_path}")
     expected = counts["trade"], counts["book"]
     ok = (report.stored["ticks"], report.stored["book"]) == expected
     console.print()

@@ -4,7 +4,9 @@
    real SMARD day-ahead prices, plus the day-ahead results themselves and a few malformed messages;
 2. replay it into the raw topic as fast as the broker takes it, delivery reports checked;
 3. run the ingest flow (with recovery, so a second run only processes what is new) to the end of the topic;
-4. summarise from QuestDB and the dead-letter topic, and run example queries on the stored data.
+4. run the signals flow (features per product through the Numba kernels, two models) to the end;
+5. summarise from QuestDB: stored rows, dead letters, signals per product with their hash (equal for equal
+   feeds), example queries, and a plot of price, fair value and signals.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ class DemoReport:
     stored: dict[str, int] = field(default_factory=dict)
     dead_by_reason: dict[str, int] = field(default_factory=dict)
     queries: list[tuple[str, str, list[dict[str, Any]]]] = field(default_factory=list)
+    signals_seconds: float = 0.0
+    signals_hash: str = ""
+    signals_count: int = 0
+    signals_table: list[dict[str, Any]] = field(default_factory=list)
+    plot_path: Path | None = None
 
     @property
     def ingest_rate(self) -> float:
@@ -79,7 +86,7 @@ def bad_messages(frame: FeedFrame) -> list[bytes]:
     ]
 
 
-def run_demo(settings: Settings, *, progress: Any = None, status: Any = None) -> DemoReport:
+def run_demo(settings: Settings, *, scale: float = 1.0, progress: Any = None, status: Any = None) -> DemoReport:
     from bytewax.recovery import RecoveryConfig
     from bytewax.run import cli_main
 
@@ -92,7 +99,7 @@ def run_demo(settings: Settings, *, progress: Any = None, status: Any = None) ->
             status(text)
 
     say("simulating the trading day (cached after the first run)...")
-    path, frame = demo_feed(settings)
+    path, frame = demo_feed(settings, scale=scale)
     values = json_lines(frame)
     keys = frame.key_strings().tolist()
     bad = bad_messages(frame)
@@ -114,10 +121,28 @@ def run_demo(settings: Settings, *, progress: Any = None, status: Any = None) ->
              recovery_config=RecoveryConfig(str(recovery), backup_interval=timedelta(0)))
     ingest_seconds = time.monotonic() - started
 
+    say("signals: md.ticks + md.book + md.dayahead -> features (Numba kernels) -> models -> QuestDB + topics...")
+    from flows import signals as signals_flow
+
+    recovery = settings.state_dir / "recovery" / "signals"
+    ensure_recovery_dir(recovery, 1)
+    started = time.monotonic()
+    cli_main(signals_flow.get_flow(settings, tail=False), workers_per_process=1,
+             epoch_interval=timedelta(seconds=2),
+             recovery_config=RecoveryConfig(str(recovery), backup_interval=timedelta(0)))
+    signals_seconds = time.monotonic() - started
+
     say("summarising from QuestDB...")
     client = QuestDBClient(settings.questdb)
-    client.wait_applied(["ticks", "book", "dayahead", "dlq"])
+    client.wait_applied(["ticks", "book", "dayahead", "dlq", "features", "signals"])
     report = DemoReport(path, frame.counts_by_type(), len(bad), replay_seconds, ingest_seconds, len(values))
+    from flows.report import busiest_products, plot_signals, signals_by_product, signals_digest
+
+    report.signals_seconds = signals_seconds
+    report.signals_hash, report.signals_count = signals_digest(client, DEMO_AREA)
+    report.signals_table = signals_by_product(client, DEMO_AREA)
+    report.plot_path = plot_signals(client, busiest_products(client, DEMO_AREA),
+                                    settings.state_dir / "reports" / f"signals_{DEMO_AREA}_{DEMO_DAY}.png")
     where = f"area = '{DEMO_AREA}'"
     for table in ("ticks", "book"):
         report.stored[table] = int(client.scalar(f"SELECT count() FROM {table} WHERE {where}"))
