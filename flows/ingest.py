@@ -16,10 +16,11 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
 from connectors.kafka.records import dead_letter_records, packed_records
-from connectors.kafka.sink import KafkaRecords, KafkaRecordsSink
+from connectors.kafka.sink import KafkaRecords
 from connectors.kafka.source import KafkaBatchSource
 from connectors.questdb.rows import book_rows, dayahead_rows, dead_letter_rows, tick_rows
-from connectors.questdb.sink import QuestDBSink, TableRows
+from connectors.questdb.sink import TableRows
+from connectors.store_and_publish import Outputs, StoreAndPublishSink
 from connectors.wire import decode_batch
 from operators.validate import validate
 from wattflow.batches import IngestBatch
@@ -63,7 +64,6 @@ def get_flow(settings: Settings | None = None, *, tail: bool = True, batch_size:
                                                  batch_size=batch_size))
     decoded = op.map("decode", raw, decode_batch)
     checked = validate("validate", decoded)
-    op.output("store", op.flat_map("to_tables", checked, to_table_rows), QuestDBSink(settings.questdb))
-    op.output("publish", op.flat_map("to_topics", checked, lambda b: to_kafka_records(b, topics)),
-              KafkaRecordsSink(settings.kafka))
+    outputs = op.map("outputs", checked, lambda b: Outputs(to_table_rows(b), to_kafka_records(b, topics)))
+    op.output("store_and_publish", outputs, StoreAndPublishSink(settings.questdb, settings.kafka))
     return flow

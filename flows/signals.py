@@ -15,14 +15,14 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
 from connectors.kafka.records import dead_letter_records, feature_records, signal_records
-from connectors.kafka.sink import KafkaRecords, KafkaRecordsSink
 from connectors.kafka.source import KafkaBatchSource
 from connectors.questdb.rows import dead_letter_rows, feature_rows, signal_rows
-from connectors.questdb.sink import QuestDBSink, TableRows
+from connectors.store_and_publish import Outputs, StoreAndPublishSink
 from connectors.wire import decode_batch
 from operators.features import FeatureBatch, FeatureSettings
 from operators.models import ModelSettings, SignalBatch, load_models
 from operators.signals import by_product, product_features, run_models
+from wattflow.batches import DeadLetter
 from wattflow.settings import Settings
 
 
@@ -40,19 +40,16 @@ def get_flow(settings: Settings | None = None, *, tail: bool = True, batch_size:
     features = product_features("features", keyed, settings=FeatureSettings())
     signals = run_models("models", features, models=models)
 
-    def feature_outputs(batch: FeatureBatch) -> tuple[TableRows, KafkaRecords]:
-        return feature_rows(batch), feature_records(batch, topics.features)
+    def feature_outputs(batch: FeatureBatch) -> Outputs:
+        return Outputs([feature_rows(batch)], [feature_records(batch, topics.features)])
 
-    def signal_outputs(batch: SignalBatch) -> tuple[TableRows, KafkaRecords]:
-        return signal_rows(batch), signal_records(batch, topics.signals)
+    def signal_outputs(batch: SignalBatch) -> Outputs:
+        return Outputs([signal_rows(batch)], [signal_records(batch, topics.signals)])
 
-    feature_out = op.map("feature_out", features, feature_outputs)
-    signal_out = op.map("signal_out", signals, signal_outputs)
-    both = op.merge("outputs", feature_out, signal_out)
-    op.output("store", op.map("rows", both, lambda pair: pair[0]), QuestDBSink(settings.questdb))
-    op.output("publish", op.map("records", both, lambda pair: pair[1]), KafkaRecordsSink(settings.kafka))
-    op.output("dead_store", op.map("dead_rows", dead, lambda letter: dead_letter_rows([letter])),
-              QuestDBSink(settings.questdb))
-    op.output("dead_publish", op.map("dead_records", dead, lambda letter: dead_letter_records([letter], topics.dlq)),
-              KafkaRecordsSink(settings.kafka))
+    def dead_outputs(letter: DeadLetter) -> Outputs:
+        return Outputs([dead_letter_rows([letter])], [dead_letter_records([letter], topics.dlq)])
+
+    outputs = op.merge("outputs", op.map("feature_out", features, feature_outputs),
+                       op.map("signal_out", signals, signal_outputs), op.map("dead_out", dead, dead_outputs))
+    op.output("store_and_publish", outputs, StoreAndPublishSink(settings.questdb, settings.kafka))
     return flow
