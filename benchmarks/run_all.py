@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from benchmarks import bench_decode, bench_ingest_e2e, bench_kafka_source, bench_questdb_sink
+from benchmarks import bench_decode, bench_ingest_e2e, bench_kafka_source, bench_questdb_sink, bench_signals_flow
 from benchmarks.common import console, print_table
 
 BENCHMARKS: dict[str, tuple[Callable[[list[str] | None], int], list[str]]] = {}
@@ -31,6 +31,8 @@ BENCHMARKS.update({
     "bench_kafka_source": (bench_kafka_source.main, ["--messages", "200000", "--rounds", "1"]),
     "bench_questdb_sink": (bench_questdb_sink.main, ["--rows", "200000", "--rounds", "1"]),
     "bench_ingest_e2e": (bench_ingest_e2e.main, ["--messages", "100000"]),
+    "bench_signals_flow": (bench_signals_flow.main, ["--scale", "0.3", "--repeat", "1", "--per-item-ticks", "30000",
+                                                     "--ready-runs", "1"]),
 })
 #: The benchmarks that start a stack (and so may pin the servers).
 WITH_STACK = {"bench_kafka_source", "bench_questdb_sink", "bench_ingest_e2e"}

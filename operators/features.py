@@ -179,9 +179,13 @@ class ProductFeatures:
         self.held_ticks = [ticks[1]] if len(ticks[1]) else []
         released_book, released_ticks = book[0], ticks[0]
         book_values = self._apply_book(released_book)
+        book_before = self.last_book
+        if book_values.shape[1]:
+            # Kept even when no trade is released now: a later trade sees the book as these updates left it.
+            self.last_book = book_values[:, -1].copy()
         if not len(released_ticks):
             return None
-        return self._features(released_ticks, released_book, book_values)
+        return self._features(released_ticks, released_book, book_values, book_before)
 
     def _apply_book(self, book: BookBatch) -> F64:
         if not len(book):
@@ -191,7 +195,7 @@ class ProductFeatures:
                                band_eur_per_mwh=self.settings.band_eur_per_mwh)
         return np.vstack(features)
 
-    def _features(self, ticks: TickBatch, book: BookBatch, book_values: F64) -> FeatureBatch:
+    def _features(self, ticks: TickBatch, book: BookBatch, book_values: F64, book_before: F64) -> FeatureBatch:
         ts, price, quantity = ticks.ts_ns, ticks.price_eur_per_mwh, ticks.quantity_mw
         n = len(ts)
         out = np.empty((len(FEATURE_NAMES), n))
@@ -206,12 +210,10 @@ class ProductFeatures:
         out[10], out[11] = intensity.trades_per_min, intensity.trend_trades_per_min_per_min
         # The book as it stood before each trade: after the last update strictly earlier than the trade.
         position = np.searchsorted(book.ts_ns, ts, side="left") - 1 if len(book) else np.full(n, -1)
-        out[_BOOK_COLUMNS] = self.last_book[:, None]
+        out[_BOOK_COLUMNS] = book_before[:, None]
         seen = position >= 0
         if seen.any():
             out[_BOOK_COLUMNS, seen] = book_values[:, position[seen]]
-        if book_values.shape[1]:
-            self.last_book = book_values[:, -1].copy()
         anchor = self.day_ahead_eur_per_mwh
         out[-3] = anchor
         out[-2] = spread_to_day_ahead(price, anchor)

@@ -29,8 +29,8 @@ def one_product() -> tuple[str, TickBatch, BookBatch]:
     return key, batch.ticks, batch.book
 
 
-def _pieces(batch: TickBatch | BookBatch, rng: random.Random) -> list:  # type: ignore[type-arg]
-    cuts = sorted(rng.sample(range(1, len(batch)), k=min(6, len(batch) - 1)))
+def _pieces(batch: TickBatch | BookBatch, rng: random.Random, count: int = 6) -> list:  # type: ignore[type-arg]
+    cuts = sorted(rng.sample(range(1, len(batch)), k=min(count, len(batch) - 1)))
     bounds = [0, *cuts, len(batch)]
     return [batch.take(np.arange(a, b)) for a, b in itertools.pairwise(bounds)]
 
@@ -51,21 +51,22 @@ def _run(key: str, arrivals: list[ProductEvents], *, repickle: bool = False) -> 
                         np.concatenate([o.trade_id for o in outputs]), np.hstack([o.values for o in outputs]))
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(("seed", "pieces"), [(1, 6), (2, 6), (3, 40), (4, 200)])
 def test_features_do_not_depend_on_batching_or_interleaving(one_product: tuple[str, TickBatch, BookBatch],
-                                                           seed: int) -> None:
+                                                           seed: int, pieces: int) -> None:
     key, ticks, book = one_product
     whole = _run(key, [ProductEvents(key, day_ahead_eur_per_mwh=40.0), ProductEvents(key, book=book),
                        ProductEvents(key, ticks=ticks)])
     rng = random.Random(seed)
-    tick_pieces, book_pieces = _pieces(ticks, rng), _pieces(book, rng)
+    tick_pieces, book_pieces = _pieces(ticks, rng, pieces), _pieces(book, rng, pieces)
     # A random interleaving of the two streams that keeps each stream's own order (as Kafka does per topic).
     kinds = ["t"] * len(tick_pieces) + ["b"] * len(book_pieces)
     rng.shuffle(kinds)
     tick_arrivals, book_arrivals = iter(tick_pieces), iter(book_pieces)
     ordered = [ProductEvents(key, ticks=next(tick_arrivals)) if kind == "t"
                else ProductEvents(key, book=next(book_arrivals)) for kind in kinds]
-    ordered.insert(rng.randrange(len(ordered)), ProductEvents(key, day_ahead_eur_per_mwh=40.0))
+    # The anchor first (releases start at once, in many small steps) or at a random moment.
+    ordered.insert(0 if pieces > 6 else rng.randrange(len(ordered)), ProductEvents(key, day_ahead_eur_per_mwh=40.0))
     split = _run(key, ordered, repickle=True)
     assert np.array_equal(whole.trade_id, ticks.trade_id)
     assert np.array_equal(split.trade_id, whole.trade_id)
