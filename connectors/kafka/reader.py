@@ -32,6 +32,9 @@ class TopicEvent:
     raw: bytes
 
 
+_FIRST_FETCH_GRACE_S = 15.0
+
+
 def parse_position(position: str) -> int | datetime:
     """``beginning``, ``end`` or an ISO-8601 time (UTC if no offset is given)."""
     if position == "beginning":
@@ -96,7 +99,9 @@ def read_topic(settings: KafkaSettings, topic: str, *, start: int | datetime = O
             assigned = [TopicPartition(topic, p, start) for p in partitions]
         consumer.assign(assigned)
         at_end: set[int] = set()
-        last_data = time.monotonic()
+        # The idle timeout starts counting once the broker has answered (data or end of partition): a busy
+        # broker may take seconds for the first fetch, and an empty answer then is not the end of the topic.
+        last_data = time.monotonic() + _FIRST_FETCH_GRACE_S
         while True:
             messages = consumer.consume(500, 0.2)
             if not messages and not follow and time.monotonic() - last_data > idle_timeout_s:
@@ -106,6 +111,7 @@ def read_topic(settings: KafkaSettings, topic: str, *, start: int | datetime = O
                 if error is not None:
                     if error.code() == RdKafkaError._PARTITION_EOF:
                         at_end.add(message.partition() or 0)
+                        last_data = min(last_data, time.monotonic())
                         continue
                     raise KafkaError(f"reading {topic}: {error}")
                 last_data = time.monotonic()

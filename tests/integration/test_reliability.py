@@ -121,3 +121,67 @@ def test_questdb_killed_and_restarted_mid_ingest_loses_nothing(fault_stack: Stac
                            f"WHERE source = '{source}')") == total
 
 
+
+
+def test_signals_flow_sigkilled_and_resumed_gives_the_signals_of_an_uninterrupted_run(
+        fault_stack: Stack, unique: str, tmp_path: Path) -> None:
+    import hashlib
+    from datetime import date
+
+    from bytewax.testing import run_main
+
+    from connectors.feeds.files import FeedFrame, day_ahead_feed, json_lines
+    from connectors.feeds.simulator import simulate_day
+    from connectors.feeds.smard import day_ahead_day
+    from connectors.kafka.admin import ensure_topics
+    from connectors.questdb.sql import QuestDBClient
+    from flows import signals as signals_flow
+    from tests.helpers import run_ingest
+
+    settings = with_topics(fault_stack.settings, unique, partitions=2)
+    day = date(2018, 6, 1)
+    frame = FeedFrame.concat([day_ahead_feed(day_ahead_day(None, "DE-AT-LU", day)),
+                              simulate_day("DE-AT-LU", day, seed=9, scale=0.4, durations_min=(15, 60))]).sort_by_time()
+    produce(settings, settings.topics.raw, json_lines(frame), frame.key_strings().tolist())
+    run_ingest(settings)
+
+    # Reference: an uninterrupted run into topics of its own.
+    reference = settings.model_copy(update={"topics": settings.topics.model_copy(update={
+        "features": settings.topics.features + ".ref", "signals": settings.topics.signals + ".ref"})})
+    ensure_topics(settings.kafka, {reference.topics.features: 2, reference.topics.signals: 2})
+    run_main(signals_flow.get_flow(reference, tail=False))
+
+    def digest(topic: str) -> tuple[str, int]:
+        rows = sorted({(e["product"], e["model"], e["ts_ns"], e["trade_id"], e["direction"], e["strength"],
+                        e["target_position_mw"]) for e in (i.event for i in read_topic(settings.kafka, topic,
+                                                                                         idle_timeout_s=3))})
+        return hashlib.sha256(repr(rows).encode()).hexdigest(), len(rows)
+
+    recovery = tmp_path / "recovery"
+    ensure_recovery_dir(recovery, 1)
+    command = [*bytewax_command("signals", tail=False, batch_size=500, workers=1, recovery=recovery,
+                                snapshot_interval_s=1)]
+    env = flow_env(settings)
+    client = QuestDBClient(settings.questdb)
+    trades = frame.counts_by_type()["trade"]
+    kills = 0
+    for share in (0.25, 0.6):
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            published = sum(1 for _ in read_topic(settings.kafka, settings.topics.features, idle_timeout_s=0.2))
+            if published >= share * trades:
+                process.kill()
+                kills += 1
+                break
+            time.sleep(0.2)
+        process.wait()
+    final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert final.returncode == 0, final.stderr[-3000:]
+    resumed, resumed_count = digest(settings.topics.signals)
+    expected, expected_count = digest(reference.topics.signals)
+    del client
+    print(f"\nR1 (signals): {kills} SIGKILLs; distinct signals after resume {resumed_count} == {expected_count} "
+          f"of an uninterrupted run; hashes {resumed[:12]} / {expected[:12]}")
+    assert kills >= 1
+    assert (resumed, resumed_count) == (expected, expected_count)
