@@ -18,8 +18,8 @@ variance exactly 0 and z-score exactly 0.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -30,13 +30,9 @@ from operators.kernels.window import (
     FRONT,
     HEAD,
     LAST_TS,
-    NO_TIME_LIMIT_NS,
-    check_window,
+    RingWindowState,
     count_limit,
     expired,
-    initial_capacity,
-    new_cursor,
-    unrolled,
 )
 
 F64 = NDArray[np.float64]
@@ -49,41 +45,15 @@ _PRICE, _SUM, _SUM_SQ = 0, 1, 2
 
 
 @dataclass(slots=True)
-class MomentsState:
-    """One product's rolling-moments state: numpy arrays and ints, picklable.
+class MomentsState(RingWindowState):
+    """One product's rolling-moments state (see :class:`RingWindowState`).
 
-    ``ts_ns``: the ring of the window's event times; ``ring[0, slot]``: their prices (EUR/MWh);
-    ``ring[1|2, slot]``: suffix sums of ``d`` and ``d^2`` over the front events from ``slot`` to the newest
-    front event; ``cursor``: [head, count, front count, last ts]; ``scalars``: [shift, back sum of d, back
-    sum of d^2]. Few arrays, because each array argument costs about 0.1 us per kernel call.
+    ``ring[0, slot]``: prices (EUR/MWh); ``ring[1|2, slot]``: suffix sums of ``d`` and ``d^2`` over the front
+    events from ``slot`` to the newest front event; ``scalars``: [shift, back sum of d, back sum of d^2].
     """
 
-    window_ns: int
-    max_count: int
-    ts_ns: I64
-    ring: F64
-    cursor: I64 = field(default_factory=new_cursor)
-    scalars: F64 = field(default_factory=lambda: np.zeros(3))
-
-    @classmethod
-    def new(cls, window_ns: int = NO_TIME_LIMIT_NS, max_count: int = 0, capacity: int | None = None,
-            ) -> MomentsState:
-        """An empty state for a window of the last ``window_ns`` and/or the last ``max_count`` events."""
-        check_window(window_ns, max_count)
-        slots = initial_capacity(max_count, capacity)
-        return cls(window_ns, max_count, np.zeros(slots, np.int64), np.zeros((3, slots)))
-
-    @property
-    def count(self) -> int:
-        """Events in the window now."""
-        return int(self.cursor[COUNT])
-
-    def grow(self) -> None:
-        """Double the ring (a time window that holds more events than the ring has slots)."""
-        head, count, capacity = int(self.cursor[HEAD]), int(self.cursor[COUNT]), len(self.ts_ns)
-        self.ts_ns = unrolled(self.ts_ns, head, count, 2 * capacity)
-        self.ring = unrolled(self.ring, head, count, 2 * capacity)
-        self.cursor[HEAD] = 0
+    ROWS: ClassVar[int] = 3
+    SCALARS: ClassVar[int] = 3
 
 
 class Moments(NamedTuple):

@@ -17,8 +17,8 @@ zero of both signs lose no precision to large opposite terms.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -29,13 +29,9 @@ from operators.kernels.window import (
     FRONT,
     HEAD,
     LAST_TS,
-    NO_TIME_LIMIT_NS,
-    check_window,
+    RingWindowState,
     count_limit,
     expired,
-    initial_capacity,
-    new_cursor,
-    unrolled,
 )
 
 F64 = NDArray[np.float64]
@@ -49,41 +45,16 @@ _PRICE, _QUANTITY, _FRONT = 0, 1, 2
 
 
 @dataclass(slots=True)
-class TradeWindowState:
-    """One product's rolling trade-statistics state: numpy arrays and ints, picklable.
+class TradeWindowState(RingWindowState):
+    """One product's rolling trade-statistics state (see :class:`RingWindowState`).
 
-    ``ts_ns``: the ring of the window's trade times; ``ring[0|1, slot]``: their prices (EUR/MWh) and
-    quantities (MW); ``ring[2|3|4, slot]``: suffix sums of quantity, quantity * (price - shift) and squared
-    price change over the front trades from ``slot`` to the newest front trade; ``cursor``: [head, count,
-    front count, last ts]; ``scalars``: [the three back sums, shift].
+    ``ring[0|1, slot]``: prices (EUR/MWh) and quantities (MW); ``ring[2|3|4, slot]``: suffix sums of quantity,
+    quantity * (price - shift) and squared price change over the front trades from ``slot`` to the newest
+    front trade; ``scalars``: [the three back sums, shift].
     """
 
-    window_ns: int
-    max_count: int
-    ts_ns: I64
-    ring: F64
-    cursor: I64 = field(default_factory=new_cursor)
-    scalars: F64 = field(default_factory=lambda: np.zeros(4))
-
-    @classmethod
-    def new(cls, window_ns: int = NO_TIME_LIMIT_NS, max_count: int = 0, capacity: int | None = None,
-            ) -> TradeWindowState:
-        """An empty state for a window of the last ``window_ns`` and/or the last ``max_count`` trades."""
-        check_window(window_ns, max_count)
-        slots = initial_capacity(max_count, capacity)
-        return cls(window_ns, max_count, np.zeros(slots, np.int64), np.zeros((5, slots)))
-
-    @property
-    def count(self) -> int:
-        """Trades in the window now."""
-        return int(self.cursor[COUNT])
-
-    def grow(self) -> None:
-        """Double the ring (a time window that holds more trades than the ring has slots)."""
-        head, count, capacity = int(self.cursor[HEAD]), int(self.cursor[COUNT]), len(self.ts_ns)
-        self.ts_ns = unrolled(self.ts_ns, head, count, 2 * capacity)
-        self.ring = unrolled(self.ring, head, count, 2 * capacity)
-        self.cursor[HEAD] = 0
+    ROWS: ClassVar[int] = 5
+    SCALARS: ClassVar[int] = 4
 
 
 class TradeStats(NamedTuple):

@@ -24,7 +24,8 @@ a product: a late event is counted as if it happened at the latest time seen (``
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from numba import njit
@@ -87,3 +88,43 @@ def expired(now_ns: int, oldest_ns: int, count: int, window_ns: int, limit: int)
     (``limit`` from :func:`count_limit`). The differences never overflow: event times are clamped to be
     non-decreasing, so ``now_ns - oldest_ns >= 0``."""
     return (now_ns - oldest_ns >= window_ns) | (count >= limit)
+
+
+@dataclass(slots=True)
+class RingWindowState:
+    """A product's window state shared by the ring-buffer kernels: numpy arrays and ints, picklable.
+
+    ``ts_ns``: the ring of the window's event times; ``ring[row, slot]``: the kernel's per-event rows
+    (``ROWS`` of them); ``cursor``: [head, count, front count, last ts]; ``scalars``: the kernel's running
+    values (``SCALARS`` of them). Few arrays, because each array argument costs ~0.1 us per kernel call.
+    """
+
+    ROWS: ClassVar[int] = 1
+    SCALARS: ClassVar[int] = 1
+
+    window_ns: int
+    max_count: int
+    ts_ns: NDArray[np.int64]
+    ring: NDArray[np.float64]
+    cursor: NDArray[np.int64]
+    scalars: NDArray[np.float64]
+
+    @classmethod
+    def new(cls, window_ns: int = NO_TIME_LIMIT_NS, max_count: int = 0, capacity: int | None = None) -> Self:
+        """An empty state for a window of the last ``window_ns`` and/or the last ``max_count`` events."""
+        check_window(window_ns, max_count)
+        slots = initial_capacity(max_count, capacity)
+        return cls(window_ns, max_count, np.zeros(slots, np.int64), np.zeros((cls.ROWS, slots)), new_cursor(),
+                   np.zeros(cls.SCALARS))
+
+    @property
+    def count(self) -> int:
+        """Events in the window now."""
+        return int(self.cursor[COUNT])
+
+    def grow(self) -> None:
+        """Double the ring (a time window that holds more events than the ring has slots)."""
+        head, count, capacity = int(self.cursor[HEAD]), int(self.cursor[COUNT]), len(self.ts_ns)
+        self.ts_ns = unrolled(self.ts_ns, head, count, 2 * capacity)
+        self.ring = unrolled(self.ring, head, count, 2 * capacity)
+        self.cursor[HEAD] = 0
