@@ -1,10 +1,11 @@
-"""A QuestDB sink for Bytewax: ILP over HTTP from a retained buffer, retried until it lands or a bound passes.
+"""Writing to QuestDB: ILP over HTTP from a retained buffer, retried until it lands or a bound passes.
 
 The questdb client's ``flush()`` clears its internal buffer even when the flush fails; a buffer built
 explicitly and flushed with ``clear=False`` survives a failure, so a refused or interrupted write (QuestDB
 restarting, a network blip) is retried from the very same rows. Rows that may have landed before the
-failure are absorbed by the tables' DEDUP UPSERT KEYS. Nothing is written past ``write_batch`` returning:
-it returns only when QuestDB acknowledged every row, or raises after ``max_retry_s``.
+failure are absorbed by the tables' DEDUP UPSERT KEYS. ``RetryingWriter.write`` returns only when QuestDB
+acknowledged every row, or raises after ``max_retry_s``; the flows' sink is
+:class:`~connectors.store_and_publish.StoreAndPublishSink`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import time
 from dataclasses import dataclass
 
 import pandas as pd
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from questdb import QuestDBError as IngressError
 from questdb import Sender
 
@@ -98,25 +98,3 @@ class RetryingWriter:
 
     def close(self) -> None:
         self._reset()
-
-
-class _QuestDBPartition(StatelessSinkPartition[TableRows]):
-    def __init__(self, writer: RetryingWriter) -> None:
-        self.writer = writer
-
-    def write_batch(self, items: list[TableRows]) -> None:
-        self.writer.write(items)
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-class QuestDBSink(DynamicSink[TableRows]):
-    """One ILP/HTTP sender per worker; every ``write_batch`` is one retained buffer, flushed until it lands."""
-
-    def __init__(self, settings: QuestDBSettings, *, max_retry_s: float = 300.0) -> None:
-        self.settings = settings
-        self.max_retry_s = max_retry_s
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _QuestDBPartition:
-        return _QuestDBPartition(RetryingWriter(self.settings, max_retry_s=self.max_retry_s))
