@@ -1,0 +1,442 @@
+"""The paper venue's HTTP API: a :class:`PaperExchange` behind API keys, a rate limit, latency and faults.
+
+Endpoints (JSON bodies and answers; every non-admin endpoint but ``/health`` needs ``X-API-Key``)::
+
+    GET    /health                    200 {"status":"ok","clock_ns":..}   (503 in fault mode "down")
+    POST   /orders                    {"client_order_id","product","side","price_eur_per_mwh","quantity_mw",
+                                       "tif"?}  -> 201 new order, 200 replay of a known id,
+                                       409 DUPLICATE_CLIENT_ORDER_ID, 422 other rejects, 400 bad body
+    GET    /orders                    200 [open orders]
+    GET    /orders/{client_order_id}  200 order, 404 unknown
+    DELETE /orders/{client_order_id}  200 order (cancelled, or as it was if already done), 404 unknown
+    DELETE /orders[?product=KEY]      200 {"cancelled":[orders]}
+    GET    /fills                     200 [fills]
+    GET    /reports[?since=EXEC_ID]   200 [execution reports with exec_id > since]
+    GET    /book/{product}            200 the played book
+    POST   /admin/faults              {"mode","extra_latency_s"?,"timeout_s"?,"probability"?}  (admin key)
+    GET    /admin/faults
+    POST   /admin/clock               {"ts_ns"} (manual clock) or {"speed": x} (wall clock from here)
+    GET    /admin/clock
+
+Errors: 401 missing or wrong key, 403 a trading key on /admin, 429 over the rate limit (``Retry-After``
+in whole seconds), 404 unknown path. Fault modes (admin endpoints are never faulted):
+
+* ``none``; ``down``: 503 to everything, ``/health`` included; ``error_5xx``: 500 to the trading
+  endpoints; ``slow``: ``extra_latency_s`` more latency; ``drop``: the connection is closed without an
+  answer (the request is not processed); ``timeout``: the request *is processed*, then the answer is held
+  ``timeout_s`` (longer than clients wait), so a retry must rely on idempotent client order ids.
+  ``probability`` (default 1) applies the fault to that share of requests (seeded, reproducible).
+
+Market clock: ``speed=None`` (manual; tests) starts before the feed's first event and moves only by
+``POST /admin/clock``; ``speed=x`` replays the feed from its first event at x times wall time, advanced
+lazily at each request. All API keys trade one shared account; the rate limit counts per key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import random
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import orjson
+
+from connectors.feeds.files import FeedFrame, read_feed
+from connectors.venue.exchange import PaperExchange, Reason, UnknownOrderError
+
+FAULT_MODES: tuple[str, ...] = ("none", "down", "error_5xx", "timeout", "slow", "drop")
+MAX_BODY_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FaultConfig:
+    mode: str = "none"
+    extra_latency_s: float = 0.5
+    timeout_s: float = 5.0
+    probability: float = 1.0
+
+
+class RateLimiter:
+    """At most ``per_second`` requests per key in any sliding one-second window."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: str, now: float | None = None) -> float:
+        """0 if the request may go ahead (and counts it), else the seconds until it could."""
+        if self.per_second <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - 1.0:
+                hits.popleft()
+            if len(hits) >= self.per_second:
+                return max(hits[0] + 1.0 - now, 0.001)
+            hits.append(now)
+            return 0.0
+
+
+class _AnswerError(Exception):
+    """Raised inside a handler to answer with a status and a JSON body."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+class VenueServer:
+    """The paper venue: an exchange, its HTTP server and its settings; :meth:`start` serves in a thread."""
+
+    def __init__(self, feed: FeedFrame, *, port: int = 0, host: str = "127.0.0.1",
+                 api_keys: Sequence[str] = ("paper",), admin_key: str | None = None,
+                 rate_limit_per_s: int = 50, latency_s: float = 0.0, speed: float | None = None,
+                 seed: int = 0) -> None:
+        if not api_keys:
+            raise ValueError("the paper venue needs at least one API key")
+        self.exchange = PaperExchange(feed)
+        self.api_keys = frozenset(api_keys)
+        self.admin_key = admin_key
+        self.rate_limiter = RateLimiter(rate_limit_per_s)
+        self.latency_s = latency_s
+        self.faults = FaultConfig()
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()
+        self._random = random.Random(seed)
+        self._speed: float | None = None
+        self._wall_origin = 0.0
+        self._clock_origin_ns = 0
+        if speed:
+            self.set_speed(speed)
+        self.httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.httpd.server_address[0]!s}:{self.port}"
+
+    def start(self) -> VenueServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name=f"venue-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> VenueServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- clock and faults ------------------------------------------------------------------------
+
+    def set_speed(self, speed: float | None) -> None:
+        """Replay at ``speed`` times wall time from the current clock (the feed's start if not yet begun)."""
+        with self.lock:
+            start = self.exchange.first_ts_ns or 0
+            self._clock_origin_ns = max(self.exchange.clock_ns, start)
+            self._wall_origin = time.monotonic()
+            self._speed = speed if speed and speed > 0 else None
+
+    def set_clock(self, ts_ns: int) -> None:
+        with self.lock:
+            self._speed = None
+            self.exchange.advance_to(ts_ns)
+
+    def tick(self) -> None:
+        """Advance the exchange to the wall-clock market time (no-op on a manual clock)."""
+        with self.lock:
+            if self._speed is not None:
+                elapsed_ns = (time.monotonic() - self._wall_origin) * self._speed * 1e9
+                self.exchange.advance_to(self._clock_origin_ns + int(elapsed_ns))
+
+    def clock_state(self) -> dict[str, Any]:
+        return {"ts_ns": self.exchange.clock_ns, "speed": self._speed,
+                "feed_first_ts_ns": self.exchange.first_ts_ns, "feed_last_ts_ns": self.exchange.last_ts_ns,
+                "feed_exhausted": self.exchange.feed_exhausted}
+
+    def set_faults(self, faults: FaultConfig) -> None:
+        if faults.mode not in FAULT_MODES:
+            raise ValueError(f"unknown fault mode {faults.mode!r}: expected one of {', '.join(FAULT_MODES)}")
+        self.faults = faults
+
+    def draw_fault(self) -> str:
+        faults = self.faults
+        if faults.mode == "none":
+            return "none"
+        with self.lock:
+            hit = faults.probability >= 1 or self._random.random() < faults.probability
+        return faults.mode if hit else "none"
+
+
+def _make_handler(venue: VenueServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(_VenueHandler):
+        pass
+
+    Handler.venue = venue
+    return Handler
+
+
+class _VenueHandler(BaseHTTPRequestHandler):
+    venue: VenueServer
+    server_version = "wattflow-paper-venue/1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet by default
+        pass
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def _dispatch(self, method: str) -> None:
+        venue = self.venue
+        parts = urlsplit(self.path)
+        path, query = parts.path.rstrip("/") or "/", parse_qs(parts.query)
+        try:
+            body = self._read_body()
+            if path.startswith("/admin/") or path == "/admin":
+                self._send(*self._admin(method, path, body))
+                return
+            fault = venue.draw_fault()
+            delay = venue.latency_s + (venue.faults.extra_latency_s if fault == "slow" else 0.0)
+            if delay > 0:
+                venue.stopping.wait(delay)
+            if fault == "drop":
+                self._drop()
+                return
+            if fault == "down":
+                raise _AnswerError(503, {"error": "venue down"}, {"Retry-After": "1"})
+            if path == "/health":
+                venue.tick()
+                self._send(200, {"status": "ok", "clock_ns": venue.exchange.clock_ns})
+                return
+            if fault == "error_5xx":
+                raise _AnswerError(500, {"error": "injected internal error"})
+            key = self.headers.get("X-API-Key")
+            if key not in venue.api_keys:
+                raise _AnswerError(401, {"error": "missing or unknown X-API-Key"})
+            wait_s = venue.rate_limiter.check(key)
+            if wait_s > 0:
+                raise _AnswerError(429, {"error": "rate limit exceeded", "retry_after_s": wait_s},
+                              {"Retry-After": str(max(1, math.ceil(wait_s)))})
+            venue.tick()
+            status, answer = self._route(method, path, query, body)
+            if fault == "timeout":
+                venue.stopping.wait(venue.faults.timeout_s)
+            self._send(status, answer)
+        except _AnswerError as answer:
+            self._send(answer.status, answer.body, answer.headers)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _read_body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            raise _AnswerError(413, {"error": "body too large"})
+        raw = self.rfile.read(length) if length > 0 else b""
+        if not raw:
+            return None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise _AnswerError(400, {"error": f"body is not JSON: {error}"}) from None
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _drop(self) -> None:
+        """Close the connection without a byte of answer."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    # --- routes ----------------------------------------------------------------------------------
+
+    def _admin(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        venue = self.venue
+        key = self.headers.get("X-API-Key")
+        if venue.admin_key is None or key != venue.admin_key:
+            if key in venue.api_keys:
+                raise _AnswerError(403, {"error": "admin endpoints need the admin key"})
+            raise _AnswerError(401, {"error": "missing or unknown X-API-Key"})
+        if path == "/admin/faults" and method == "GET":
+            return 200, venue.faults
+        if path == "/admin/faults" and method == "POST":
+            fields = _object(body)
+            try:
+                current = FaultConfig()
+                faults = FaultConfig(
+                    mode=str(fields.get("mode", "none")),
+                    extra_latency_s=float(fields.get("extra_latency_s", current.extra_latency_s)),
+                    timeout_s=float(fields.get("timeout_s", current.timeout_s)),
+                    probability=float(fields.get("probability", current.probability)))
+                venue.set_faults(faults)
+            except (TypeError, ValueError) as error:
+                raise _AnswerError(400, {"error": str(error)}) from None
+            return 200, venue.faults
+        if path == "/admin/clock" and method == "GET":
+            return 200, venue.clock_state()
+        if path == "/admin/clock" and method == "POST":
+            fields = _object(body)
+            if "ts_ns" in fields:
+                ts_ns = fields["ts_ns"]
+                if not isinstance(ts_ns, int) or isinstance(ts_ns, bool):
+                    raise _AnswerError(400, {"error": "ts_ns must be an integer"})
+                venue.set_clock(ts_ns)
+            elif "speed" in fields:
+                speed = fields["speed"]
+                if not isinstance(speed, int | float) or isinstance(speed, bool):
+                    raise _AnswerError(400, {"error": "speed must be a number"})
+                venue.set_speed(float(speed))
+            else:
+                raise _AnswerError(400, {"error": "expected {\"ts_ns\": ..} or {\"speed\": ..}"})
+            return 200, venue.clock_state()
+        raise _AnswerError(404, {"error": f"no admin route {method} {path}"})
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+        exchange = self.venue.exchange
+        lock = self.venue.lock
+        if path == "/orders" and method == "POST":
+            fields = _object(body)
+            missing = [name for name in ("client_order_id", "product", "side", "price_eur_per_mwh", "quantity_mw")
+                       if name not in fields]
+            if missing:
+                raise _AnswerError(400, {"error": f"missing fields: {', '.join(missing)}"})
+            with lock:
+                report = exchange.submit(fields["client_order_id"], fields["product"], fields["side"],
+                                         fields["price_eur_per_mwh"], fields["quantity_mw"],
+                                         tif=fields.get("tif", "GTC"))
+            if report.replayed:
+                return 200, report
+            if report.reason is Reason.DUPLICATE_CLIENT_ORDER_ID:
+                return 409, report
+            if report.status == "REJECTED":
+                return 422, report
+            return 201, report
+        if path == "/orders" and method == "GET":
+            with lock:
+                return 200, exchange.open_orders()
+        if path == "/orders" and method == "DELETE":
+            product = query.get("product", [None])[0]
+            with lock:
+                return 200, {"cancelled": exchange.cancel_all(product)}
+        if path.startswith("/orders/") and method in ("GET", "DELETE"):
+            client_order_id = unquote(path[len("/orders/"):])
+            try:
+                with lock:
+                    if method == "GET":
+                        return 200, exchange.order(client_order_id)
+                    return 200, exchange.cancel(client_order_id)
+            except UnknownOrderError:
+                raise _AnswerError(404, {"error": f"unknown client_order_id {client_order_id!r}"}) from None
+        if path == "/fills" and method == "GET":
+            with lock:
+                return 200, exchange.fills()
+        if path == "/reports" and method == "GET":
+            try:
+                since = int(query.get("since", ["0"])[0])
+            except ValueError:
+                raise _AnswerError(400, {"error": "since must be an integer exec_id"}) from None
+            with lock:
+                return 200, [r for r in exchange.reports if r.exec_id > since]
+        if path.startswith("/book/") and method == "GET":
+            with lock:
+                return 200, exchange.book(unquote(path[len("/book/"):]))
+        raise _AnswerError(404, {"error": f"no route {method} {path}"})
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise _AnswerError(400, {"error": "expected a JSON object body"})
+    return body
+
+
+def serve(feed_path: str | Path, port: int, api_key: str | Sequence[str], *, host: str = "127.0.0.1",
+          admin_key: str | None = None, rate_limit_per_s: int = 50, latency_s: float = 0.0,
+          speed: float | None = None, background: bool = False) -> VenueServer:
+    """Serve the paper venue over the feed at ``feed_path``.
+
+    Blocks until interrupted, unless ``background`` (then it serves in a daemon thread; call ``stop()``).
+    """
+    keys = [api_key] if isinstance(api_key, str) else list(api_key)
+    venue = VenueServer(read_feed(feed_path), port=port, host=host, api_keys=keys, admin_key=admin_key,
+                        rate_limit_per_s=rate_limit_per_s, latency_s=latency_s, speed=speed)
+    if background:
+        return venue.start()
+    try:
+        venue.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        venue.httpd.server_close()
+    return venue
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m connectors.venue.server",
+        description="Serve a paper venue (a simulated intraday exchange) that plays a recorded feed.")
+    parser.add_argument("--feed", required=True, help="feed file (.jsonl, .jsonl.gz or .parquet)")
+    parser.add_argument("--port", type=int, required=True, help="TCP port (0: any free port)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--api-key", action="append", required=True,
+                        help="API key clients send in X-API-Key (repeat for several)")
+    parser.add_argument("--admin-key", default=None, help="key for /admin endpoints (none: admin disabled)")
+    parser.add_argument("--rate-limit", type=int, default=50, help="requests per second per key (0: none)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every answer")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="replay speed over wall time (default 1; 0: manual clock via POST /admin/clock)")
+    args = parser.parse_args(argv)
+    print(f"paper venue on http://{args.host}:{args.port} playing {args.feed}", flush=True)
+    serve(args.feed, args.port, args.api_key, host=args.host, admin_key=args.admin_key,
+          rate_limit_per_s=args.rate_limit, latency_s=args.latency_ms / 1000.0, speed=args.speed or None)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
