@@ -162,6 +162,23 @@ class SignalSettings(BaseSettings):
         return tuple(int(part) for part in self.product_durations_min.split(",") if part.strip())
 
 
+class VenueSettings(BaseSettings):
+    """The paper venue (`wattflow venue`): where it listens and the keys clients must send."""
+
+    model_config = _config("WATTFLOW_VENUE_")
+
+    host: str = LOOPBACK
+    port: int = 8700
+    api_key: SecretStr | None = None
+    admin_key: SecretStr | None = None
+    rate_limit_per_s: int = Field(default=50, ge=0)
+    latency_ms: float = Field(default=0.0, ge=0)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class StackSettings(BaseSettings):
     """The native stack (`wattflow stack`): where the jars are cached, which Java, ports and heaps."""
 
@@ -189,6 +206,7 @@ class Settings(BaseSettings):
     questdb: QuestDBSettings = Field(default_factory=QuestDBSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     signals: SignalSettings = Field(default_factory=SignalSettings)
+    venue: VenueSettings = Field(default_factory=VenueSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
 
     @classmethod
@@ -201,6 +219,7 @@ class Settings(BaseSettings):
             "questdb": QuestDBSettings,
             "topics": TopicSettings,
             "signals": SignalSettings,
+            "venue": VenueSettings,
             "stack": StackSettings,
         }
         kwargs: dict[str, Any] = {}

@@ -143,3 +143,56 @@ def test_entry_point_help() -> None:
     result = subprocess.run([sys.executable, "-m", "connectors.venue.server", "--help"],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and "--api-key" in result.stdout and "--feed" in result.stdout
+
+
+def test_wattflow_venue_command_serves_orders_over_http(tmp_path: Path) -> None:
+    """`wattflow venue` as a user starts it: a real process, keys from the environment."""
+    import os
+    import time
+    from datetime import date as _date
+
+    import orjson as _orjson
+
+    from connectors.feeds.files import write_feed
+    from connectors.feeds.simulator import simulate_day
+    from wattflow.stack.process import free_port as _free_port
+
+    feed = tmp_path / "day.parquet"
+    frame = simulate_day("DE-LU", _date(2018, 10, 28), seed=3, scale=0.05, durations_min=(60,))
+    write_feed(frame, feed)
+    port = _free_port()
+    env = {**os.environ, "WATTFLOW_VENUE_API_KEY": "k-test", "WATTFLOW_VENUE_ADMIN_KEY": "a-test",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    process = subprocess.Popen([sys.executable, "-m", "flows.cli", "venue", "--feed", str(feed), "--port", str(port),
+                                "--speed", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1) as answer:
+                    assert answer.status == 200
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "the venue did not come up"
+                time.sleep(0.2)
+        product = frame.products()[0]
+        body = _orjson.dumps({"client_order_id": "cli-1", "product": product, "side": "BUY",
+                              "price_eur_per_mwh": 1.0, "quantity_mw": 0.1, "tif": "GTC"})
+        request = urllib.request.Request(f"{url}/orders", data=body, method="POST",
+                                         headers={"X-API-Key": "k-test", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as error:  # a reject (e.g. NOT_OPEN at the manual clock's start) is an answer
+            status = error.code
+        assert status in (201, 422)
+        unauthorised = urllib.request.Request(f"{url}/orders", method="GET")
+        try:
+            urllib.request.urlopen(unauthorised, timeout=5)
+            raise AssertionError("an order list without a key must be refused")
+        except urllib.error.HTTPError as error:
+            assert error.code == 401
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
