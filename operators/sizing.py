@@ -1,0 +1,122 @@
+"""From a signal to a limit order sized on the market's thin liquidity, priced by urgency (pure logic).
+
+For one product, given the latest signal of a model, the features at that moment and the current position:
+
+* **delta** = target position - position (MW); nothing below ``min_clip_mw``.
+* **size** = ``min(|delta|, depth_share x depth near the touch on the side the order would take,
+  volume_share x volume traded in the feature window, max_clip_mw)``, rounded *down* to the 0.1 MW step: a
+  large intent is split into clips over time, and no clip asks more of the book than a set share of it.
+* **urgency** ``u = clip(1 - minutes_to_gate_closure / urgency_window_min, 0, 1)``: 0 far from gate closure,
+  rising linearly to 1 at closure.
+* **price**: from passive (our side's best) to aggressive (the other side's best) as urgency rises, a buy at
+  ``bid + u x (ask - bid)`` rounded down to the 0.01 EUR/MWh tick, a sell at ``ask - u x (ask - bid)``
+  rounded up; with one side of the book empty, the other side's best (joined passively); with both empty,
+  no order. Prices may be negative.
+* **time in force**: IOC once ``u >= ioc_urgency``, GTC before.
+* **no order** at or after the product's (area) gate closure: ``minutes_to_gate_closure <= 0``.
+* **estimated slippage** against the arrival mid, EUR/MWh (positive = a cost): ``price - mid`` for a buy,
+  ``mid - price`` for a sell.
+* **client order id**: deterministic, derived from the signal (product, model, event time, trade id), so a
+  replayed or retried signal yields the same id and the venue recognises it instead of trading twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from operators.features import FeatureBatch
+from operators.models import SignalBatch
+from wattflow.domain import PRICE_TICK_EUR_PER_MWH, QUANTITY_STEP_MW, Side
+
+
+@dataclass(frozen=True, slots=True)
+class SizingSettings:
+    depth_share: float = 0.25
+    volume_share: float = 0.10
+    max_clip_mw: float = 5.0
+    min_clip_mw: float = QUANTITY_STEP_MW
+    urgency_window_min: float = 120.0
+    ioc_urgency: float = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPlan:
+    """A limit order to place, with why and what it is expected to cost."""
+
+    client_order_id: str
+    product: str
+    model: str
+    side: Side
+    price_eur_per_mwh: float
+    quantity_mw: float
+    tif: str
+    urgency: float
+    arrival_mid_eur_per_mwh: float
+    estimated_slippage_eur_per_mwh: float
+    signal_ts_ns: int
+
+
+def client_order_id(product: str, model: str, ts_ns: int, trade_id: int) -> str:
+    """A stable id for the order a signal causes (the same signal always gives the same id)."""
+    digest = hashlib.blake2b(f"{product}|{model}|{ts_ns}|{trade_id}".encode(), digest_size=10).hexdigest()
+    return f"wf-{digest}"
+
+
+def _steps_down(quantity_mw: float) -> float:
+    return math.floor(quantity_mw / QUANTITY_STEP_MW + 1e-9) * QUANTITY_STEP_MW
+
+
+def _tick(price: float, side: Side) -> float:
+    ticks = price / PRICE_TICK_EUR_PER_MWH
+    rounded = math.floor(ticks + 1e-9) if side is Side.BUY else math.ceil(ticks - 1e-9)
+    return round(rounded * PRICE_TICK_EUR_PER_MWH, 2)
+
+
+def urgency(minutes_to_gate_closure: float, window_min: float) -> float:
+    return float(np.clip(1.0 - minutes_to_gate_closure / window_min, 0.0, 1.0))
+
+
+def plan_order(signals: SignalBatch, features: FeatureBatch, position_mw: float,
+               settings: SizingSettings | None = None) -> OrderPlan | None:
+    """The order for the latest signal of ``signals`` (one product and model), or None if there is none to
+    place. ``features`` must be the same product's features at the same trades."""
+    settings = settings or SizingSettings()
+    if not len(signals):
+        return None
+    row = len(signals) - 1
+    column = {name: features.column(name)[row] for name in (
+        "minutes_to_gate_closure", "best_bid_eur_per_mwh", "best_ask_eur_per_mwh", "mid_eur_per_mwh",
+        "bid_depth_near_mid_mw", "ask_depth_near_mid_mw", "volume_mw")}
+    if not column["minutes_to_gate_closure"] > 0:
+        return None
+    delta_mw = float(signals.target_position_mw[row]) - position_mw
+    if abs(delta_mw) < settings.min_clip_mw:
+        return None
+    side = Side.BUY if delta_mw > 0 else Side.SELL
+    bid, ask = float(column["best_bid_eur_per_mwh"]), float(column["best_ask_eur_per_mwh"])
+    taken_depth = column["ask_depth_near_mid_mw"] if side is Side.BUY else column["bid_depth_near_mid_mw"]
+    limits = [abs(delta_mw), settings.max_clip_mw,
+              settings.depth_share * float(np.nan_to_num(taken_depth)),
+              settings.volume_share * float(np.nan_to_num(column["volume_mw"]))]
+    quantity = _steps_down(min(limits))
+    if quantity < settings.min_clip_mw:
+        return None
+    u = urgency(float(column["minutes_to_gate_closure"]), settings.urgency_window_min)
+    if math.isfinite(bid) and math.isfinite(ask):
+        raw = bid + u * (ask - bid) if side is Side.BUY else ask - u * (ask - bid)
+    elif math.isfinite(bid) or math.isfinite(ask):
+        raw = bid if math.isfinite(bid) else ask
+    else:
+        return None
+    price = _tick(raw, side)
+    mid = float(column["mid_eur_per_mwh"]) if math.isfinite(column["mid_eur_per_mwh"]) else raw
+    slippage = price - mid if side is Side.BUY else mid - price
+    ts_ns, trade_id = int(signals.ts_ns[row]), int(signals.trade_id[row])
+    return OrderPlan(
+        client_order_id(signals.product, signals.model, ts_ns, trade_id), signals.product, signals.model, side,
+        price, round(quantity, 1), "IOC" if u >= settings.ioc_urgency else "GTC", u, mid, slippage, ts_ns,
+    )
