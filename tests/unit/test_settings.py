@@ -41,6 +41,7 @@ def test_secrets_reach_the_clients_but_never_the_printout(monkeypatch: pytest.Mo
     monkeypatch.setenv("WATTFLOW_KAFKA_SASL_USERNAME", "trader")
     monkeypatch.setenv("WATTFLOW_KAFKA_SASL_PASSWORD", "kafka-s3cret")
     monkeypatch.setenv("WATTFLOW_QUESTDB_TOKEN", "qdb-t0ken")
+    monkeypatch.setenv("WATTFLOW_VENUE_API_KEY", "venue-k3y")
     settings = Settings.load()
     client = settings.kafka.client_config()
     assert client["sasl.password"] == "kafka-s3cret"
@@ -52,7 +53,8 @@ def test_secrets_reach_the_clients_but_never_the_printout(monkeypatch: pytest.Mo
     assert main(["config", "--json"]) == 0
     printed = capsys.readouterr().out
     assert "WATTFLOW_KAFKA_SASL_USERNAME" in printed and "trader" in printed
-    assert "kafka-s3cret" not in printed and "qdb-t0ken" not in printed
+    assert "kafka-s3cret" not in printed and "qdb-t0ken" not in printed and "venue-k3y" not in printed
+    assert settings.venue.api_key is not None and settings.venue.api_key.get_secret_value() == "venue-k3y"
     assert "**********" in printed
 
 
