@@ -53,9 +53,6 @@ class _Columns:
     def empty(cls) -> Self:
         return cls(**{name: np.empty(0, dtype=_DTYPES[name]) for name in cls.names()})
 
-    def column_dict(self) -> dict[str, NDArray[Any]]:
-        return {name: getattr(self, name) for name in self.names()}
-
 
 @dataclass(frozen=True, slots=True, eq=False)
 class TickBatch(_Columns):
