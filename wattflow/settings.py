@@ -173,10 +173,41 @@ class VenueSettings(BaseSettings):
     admin_key: SecretStr | None = None
     rate_limit_per_s: int = Field(default=50, ge=0)
     latency_ms: float = Field(default=0.0, ge=0)
+    #: The feed `wattflow stack up` starts the venue on (none: the stack runs without a venue).
+    feed: Path | None = None
+    #: Market time per wall time of that venue (0: manual clock, moved through POST /admin/clock).
+    speed: float = Field(default=1.0, ge=0)
+    timeout_s: float = Field(default=2.0, gt=0)
+    max_attempts: int = Field(default=4, ge=1)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_s: float = Field(default=2.0, gt=0)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+class ExecutionSettings(BaseSettings):
+    """The execution flow: order sizing on observed liquidity, urgency, stale orders and the risk limits."""
+
+    model_config = _config("WATTFLOW_EXECUTION_")
+
+    depth_share: float = Field(default=0.25, gt=0, le=1)
+    volume_share: float = Field(default=0.10, gt=0, le=1)
+    max_clip_mw: float = Field(default=5.0, gt=0)
+    urgency_window_min: float = Field(default=120.0, gt=0)
+    ioc_urgency: float = Field(default=0.8, ge=0, le=1)
+    #: A resting order older than this (market time) is cancelled and, if still wanted, replaced.
+    order_ttl_s: float = Field(default=300.0, gt=0)
+    #: A resting order priced this many EUR/MWh off the price the sizing would now choose is replaced.
+    reprice_eur_per_mwh: float = Field(default=0.5, ge=0)
+    collar_eur_per_mwh: float = Field(default=500.0, gt=0)
+    max_order_volume_mw: float = Field(default=50.0, gt=0)
+    max_order_value_eur: float = Field(default=250_000.0, gt=0)
+    max_product_position_mw: float = Field(default=20.0, gt=0)
+    max_total_position_mw: float = Field(default=100.0, gt=0)
+    max_orders_per_interval: int = Field(default=20, ge=1)
+    rate_interval_s: float = Field(default=1.0, gt=0)
 
 
 class StackSettings(BaseSettings):
@@ -207,6 +238,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     signals: SignalSettings = Field(default_factory=SignalSettings)
     venue: VenueSettings = Field(default_factory=VenueSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
 
     @classmethod
@@ -220,6 +252,7 @@ class Settings(BaseSettings):
             "topics": TopicSettings,
             "signals": SignalSettings,
             "venue": VenueSettings,
+            "execution": ExecutionSettings,
             "stack": StackSettings,
         }
         kwargs: dict[str, Any] = {}
