@@ -41,6 +41,27 @@ TABLES: dict[str, str] = {
         CREATE TABLE IF NOT EXISTS events (
             ts TIMESTAMP_NS, kind SYMBOL, source SYMBOL, product SYMBOL, severity SYMBOL, detail VARCHAR
         ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, kind, source)""",
+    "orders": """
+        CREATE TABLE IF NOT EXISTS orders (
+            ts TIMESTAMP_NS, product SYMBOL CAPACITY 4096, area SYMBOL, client_order_id VARCHAR, action SYMBOL,
+            status SYMBOL, model SYMBOL, side INT, price_eur_per_mwh DOUBLE, quantity_mw DOUBLE, tif SYMBOL,
+            urgency DOUBLE, arrival_mid_eur_per_mwh DOUBLE, estimated_slippage_eur_per_mwh DOUBLE,
+            signal_ts TIMESTAMP_NS, attempts INT, latency_ns LONG, reason VARCHAR
+        ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, client_order_id, action)""",
+    "execution_reports": """
+        CREATE TABLE IF NOT EXISTS execution_reports (
+            ts TIMESTAMP_NS, product SYMBOL CAPACITY 4096, area SYMBOL, client_order_id VARCHAR, exec_id LONG,
+            kind SYMBOL, status SYMBOL, side INT, price_eur_per_mwh DOUBLE, last_price_eur_per_mwh DOUBLE,
+            last_quantity_mw DOUBLE, cum_quantity_mw DOUBLE, leaves_quantity_mw DOUBLE, liquidity SYMBOL,
+            reason SYMBOL, source SYMBOL
+        ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, client_order_id, exec_id)""",
+    "positions": """
+        CREATE TABLE IF NOT EXISTS positions (
+            ts TIMESTAMP_NS, product SYMBOL CAPACITY 4096, area SYMBOL, position_mw DOUBLE,
+            avg_price_eur_per_mwh DOUBLE, mark_eur_per_mwh DOUBLE, realised_pnl_eur DOUBLE,
+            unrealised_pnl_eur DOUBLE, pnl_eur DOUBLE, traded_mw DOUBLE, imbalance_exposure_mw DOUBLE,
+            gate_closed BOOLEAN, trading_state SYMBOL
+        ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, product)""",
     "dlq": """
         CREATE TABLE IF NOT EXISTS dlq (
             ts TIMESTAMP_NS, origin SYMBOL, topic SYMBOL, kafka_partition INT, kafka_offset LONG,
