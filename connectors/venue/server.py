@@ -13,6 +13,8 @@ Endpoints (JSON bodies and answers; every non-admin endpoint but ``/health`` nee
     GET    /fills                     200 [fills]
     GET    /reports[?since=EXEC_ID]   200 [execution reports with exec_id > since]
     GET    /book/{product}            200 the played book
+    GET    /stream/market[?since=SEQ] 200 chunked NDJSON: the feed's events as the market clock passes them
+    GET    /stream/reports[?since=EXEC_ID]  200 chunked NDJSON: execution reports as they happen
     POST   /admin/faults              {"mode","extra_latency_s"?,"timeout_s"?,"probability"?}  (admin key)
     GET    /admin/faults
     POST   /admin/clock               {"ts_ns"} (manual clock) or {"speed": x} (wall clock from here)
@@ -27,6 +29,23 @@ in whole seconds), 404 unknown path. Fault modes (admin endpoints are never faul
   ``timeout_s`` (longer than clients wait), so a retry must rely on idempotent client order ids.
   ``probability`` (default 1) applies the fault to that share of requests (seeded, reproducible).
 
+Streams (``/stream/...``, API key needed) answer ``application/x-ndjson`` with chunked transfer encoding and
+never end on their own; ``since`` is the last position the client has (0 or absent: from the start), so a
+client resumes without a gap. Lines::
+
+    {"seq":N,"key":"DE-LU:2018-10-28T12:00Z:PT60M","msg":<raw message>}   market: feed row N (1-based, feed
+        order); ``msg`` is the last field and byte for byte the message ``wattflow replay`` sends for that
+        event (``json_lines``), ``key`` the Kafka key replay uses (product, or area for day-ahead prices)
+    {<execution report, as GET /reports>}                                   reports: ``exec_id`` increasing
+    {"heartbeat":CLOCK_NS,"stream":"market","seq":N,"feed_events":M,"feed_exhausted":false}
+    {"heartbeat":CLOCK_NS,"stream":"reports","exec_id":N,"feed_exhausted":false}
+
+A heartbeat opens every stream and follows every ``STREAM_HEARTBEAT_S`` of silence (``seq``/``exec_id``: the
+last position sent). The streaming thread moves the market clock itself (``tick()``, the lock held only for
+that). Faults are drawn once per stream request (``down`` 503, ``error_5xx`` 500, ``drop`` no answer,
+``slow`` a delay, ``timeout`` the headers held ``timeout_s``); switching the venue to ``down`` or ``drop``
+(probability 1) also ends the open streams abruptly, and ``stop()`` ends them with the final chunk.
+
 Market clock: ``speed=None`` (manual; tests) starts before the feed's first event and moves only by
 ``POST /admin/clock``; ``speed=x`` replays the feed from its first event at x times wall time, advanced
 lazily at each request. All API keys trade one shared account; the rate limit counts per key.
@@ -37,6 +56,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import random
 import socket
 import threading
@@ -49,13 +69,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import numpy as np
 import orjson
 
-from connectors.feeds.files import FeedFrame, read_feed
+from connectors.feeds.files import FeedFrame, json_lines, read_feed
 from connectors.venue.exchange import PaperExchange, Reason, UnknownOrderError
 
 FAULT_MODES: tuple[str, ...] = ("none", "down", "error_5xx", "timeout", "slow", "drop")
 MAX_BODY_BYTES = 1 << 20
+#: A stream sends a heartbeat after this many seconds without a line.
+STREAM_HEARTBEAT_S = 1.0
+#: How often a streaming thread looks at the clock and the reports when it has nothing to send.
+STREAM_POLL_S = 0.05
+#: At most this many lines in one chunk (bounds the work done between two looks at ``stopping``).
+STREAM_CHUNK_LINES = 2_000
+#: A stream whose client reads nothing for this long is closed (its thread must not hang forever).
+STREAM_WRITE_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +136,10 @@ class VenueServer:
         if not api_keys:
             raise ValueError("the paper venue needs at least one API key")
         self.exchange = PaperExchange(feed)
+        self.feed = feed
+        # Feed order, as replay sends it; an event is passed once the clock reaches it and every event before.
+        self._passed_ts_ns = np.maximum.accumulate(feed.ts_ns) if len(feed) else feed.ts_ns
+        self.heartbeat_s = STREAM_HEARTBEAT_S
         self.api_keys = frozenset(api_keys)
         self.admin_key = admin_key
         self.rate_limiter = RateLimiter(rate_limit_per_s)
@@ -179,6 +212,29 @@ class VenueServer:
         return {"ts_ns": self.exchange.clock_ns, "speed": self._speed,
                 "feed_first_ts_ns": self.exchange.first_ts_ns, "feed_last_ts_ns": self.exchange.last_ts_ns,
                 "feed_exhausted": self.exchange.feed_exhausted}
+
+    # --- streams ---------------------------------------------------------------------------------
+
+    def market_events_passed(self) -> int:
+        """How many of the feed's events (in feed order) the market clock has passed."""
+        return int(np.searchsorted(self._passed_ts_ns, self.exchange.clock_ns, side="right"))
+
+    def market_lines(self, start: int, stop: int) -> list[bytes]:
+        """The stream lines of feed rows ``start`` to ``stop`` (0-based, stop excluded): seq = row + 1."""
+        frame = self.feed.take(np.arange(start, stop))
+        keys = [orjson.dumps(key) for key in frame.key_strings().tolist()]
+        return [b'{"seq":%d,"key":%b,"msg":%b}\n' % (start + i + 1, key, raw)
+                for i, (key, raw) in enumerate(zip(keys, json_lines(frame), strict=True))]
+
+    def report_lines(self, since_exec_id: int) -> tuple[list[bytes], int]:
+        """Execution reports after ``since_exec_id`` (at most a chunk) as lines, and the last exec_id sent."""
+        with self.lock:
+            # exec ids count 1, 2, ... in list order, so the reports after ``since`` start at index ``since``.
+            fresh = [r for r in self.exchange.reports[max(since_exec_id, 0):][:STREAM_CHUNK_LINES]
+                     if r.exec_id > since_exec_id]
+        if not fresh:
+            return [], since_exec_id
+        return [orjson.dumps(r) + b"\n" for r in fresh], fresh[-1].exec_id
 
     def set_faults(self, faults: FaultConfig) -> None:
         if faults.mode not in FAULT_MODES:
@@ -254,6 +310,9 @@ class _VenueHandler(BaseHTTPRequestHandler):
             if wait_s > 0:
                 raise _AnswerError(429, {"error": "rate limit exceeded", "retry_after_s": wait_s},
                               {"Retry-After": str(max(1, math.ceil(wait_s)))})
+            if path.startswith("/stream/") and method == "GET":
+                self._stream(path, query, fault)
+                return
             venue.tick()
             status, answer = self._route(method, path, query, body)
             if fault == "timeout":
@@ -294,6 +353,75 @@ class _VenueHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
+
+    # --- streams ---------------------------------------------------------------------------------
+
+    def _stream(self, path: str, query: dict[str, list[str]], fault: str) -> None:
+        venue = self.venue
+        if path not in ("/stream/market", "/stream/reports"):
+            raise _AnswerError(404, {"error": f"no stream {path}"})
+        market = path == "/stream/market"
+        try:
+            position = int(query.get("since", ["0"])[0])
+        except ValueError:
+            raise _AnswerError(400, {"error": "since must be an integer (seq or exec_id)"}) from None
+        if position < 0:
+            raise _AnswerError(400, {"error": "since must not be negative"})
+        if fault == "timeout":
+            venue.stopping.wait(venue.faults.timeout_s)
+        self.connection.settimeout(STREAM_WRITE_TIMEOUT_S)
+        # Chunked encoding needs HTTP/1.1 on this answer; the connection closes after it either way.
+        self.protocol_version = "HTTP/1.1"
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        total = len(venue.feed)
+
+        def heartbeat() -> bytes:
+            beat: dict[str, Any] = {"heartbeat": venue.exchange.clock_ns, "stream": "market" if market else "reports"}
+            if market:
+                beat.update(seq=position, feed_events=total)
+            else:
+                beat["exec_id"] = position
+            beat["feed_exhausted"] = venue.market_events_passed() >= total
+            return orjson.dumps(beat) + b"\n"
+
+        try:
+            venue.tick()
+            self._chunk(heartbeat())
+            last_line = time.monotonic()
+            while not venue.stopping.is_set():
+                faults = venue.faults
+                if faults.mode in ("down", "drop") and faults.probability >= 1:
+                    self._drop()
+                    return
+                venue.tick()
+                if market:
+                    stop = min(venue.market_events_passed(), position + STREAM_CHUNK_LINES)
+                    lines = venue.market_lines(position, stop) if stop > position else []
+                    position = max(position, stop)
+                else:
+                    lines, position = venue.report_lines(position)
+                now = time.monotonic()
+                if lines:
+                    self._chunk(b"".join(lines))
+                    last_line = now
+                elif now - last_line >= venue.heartbeat_s:
+                    self._chunk(heartbeat())
+                    last_line = now
+                else:
+                    venue.stopping.wait(STREAM_POLL_S)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client went away (broken pipe, reset, write timeout)
+            pass
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data))
+        self.wfile.flush()
 
     # --- routes ----------------------------------------------------------------------------------
 
@@ -424,16 +552,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--feed", required=True, help="feed file (.jsonl, .jsonl.gz or .parquet)")
     parser.add_argument("--port", type=int, required=True, help="TCP port (0: any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--api-key", action="append", required=True,
-                        help="API key clients send in X-API-Key (repeat for several)")
-    parser.add_argument("--admin-key", default=None, help="key for /admin endpoints (none: admin disabled)")
+    parser.add_argument("--api-key", action="append",
+                        help="API key clients send in X-API-Key (repeat for several; default: the environment "
+                        "variable WATTFLOW_VENUE_API_KEY, which keeps the key out of the process list)")
+    parser.add_argument("--admin-key", default=os.environ.get("WATTFLOW_VENUE_ADMIN_KEY") or None,
+                        help="key for /admin endpoints (default: WATTFLOW_VENUE_ADMIN_KEY; none: admin disabled)")
     parser.add_argument("--rate-limit", type=int, default=50, help="requests per second per key (0: none)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every answer")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="replay speed over wall time (default 1; 0: manual clock via POST /admin/clock)")
     args = parser.parse_args(argv)
+    api_keys = args.api_key or ([os.environ["WATTFLOW_VENUE_API_KEY"]] if os.environ.get("WATTFLOW_VENUE_API_KEY")
+                                else [])
+    if not api_keys:
+        parser.error("give --api-key or set WATTFLOW_VENUE_API_KEY")
     print(f"paper venue on http://{args.host}:{args.port} playing {args.feed}", flush=True)
-    serve(args.feed, args.port, args.api_key, host=args.host, admin_key=args.admin_key,
+    serve(args.feed, args.port, api_keys, host=args.host, admin_key=args.admin_key,
           rate_limit_per_s=args.rate_limit, latency_s=args.latency_ms / 1000.0, speed=args.speed or None)
     return 0
 
