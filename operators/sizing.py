@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from operators.features import FeatureBatch
-from operators.models import SignalBatch
+from operators.models import MARKET_COLUMNS, SignalBatch
 from wattflow.domain import PRICE_TICK_EUR_PER_MWH, QUANTITY_STEP_MW, Side
 
 
@@ -80,32 +80,55 @@ def urgency(minutes_to_gate_closure: float, window_min: float) -> float:
     return float(np.clip(1.0 - minutes_to_gate_closure / window_min, 0.0, 1.0))
 
 
+@dataclass(frozen=True, slots=True)
+class MarketSnapshot:
+    """What sizing needs to know about a product's market at one moment (NaN: not known)."""
+
+    minutes_to_gate_closure: float
+    best_bid_eur_per_mwh: float
+    best_ask_eur_per_mwh: float
+    mid_eur_per_mwh: float
+    bid_depth_near_mid_mw: float
+    ask_depth_near_mid_mw: float
+    volume_mw: float
+
+    @classmethod
+    def of(cls, features: FeatureBatch, row: int) -> MarketSnapshot:
+        return cls(*(float(features.column(name)[row]) for name in MARKET_COLUMNS))
+
+
 def plan_order(signals: SignalBatch, features: FeatureBatch, position_mw: float,
                settings: SizingSettings | None = None) -> OrderPlan | None:
     """The order for the latest signal of ``signals`` (one product and model), or None if there is none to
     place. ``features`` must be the same product's features at the same trades."""
-    settings = settings or SizingSettings()
     if not len(signals):
         return None
     row = len(signals) - 1
-    column = {name: features.column(name)[row] for name in (
-        "minutes_to_gate_closure", "best_bid_eur_per_mwh", "best_ask_eur_per_mwh", "mid_eur_per_mwh",
-        "bid_depth_near_mid_mw", "ask_depth_near_mid_mw", "volume_mw")}
-    if not column["minutes_to_gate_closure"] > 0:
+    return plan_from_market(signals.product, signals.model, int(signals.ts_ns[row]), int(signals.trade_id[row]),
+                            float(signals.target_position_mw[row]), market=MarketSnapshot.of(features, row),
+                            position_mw=position_mw, settings=settings)
+
+
+def plan_from_market(product: str, model: str, ts_ns: int, trade_id: int, target_position_mw: float, *,
+                     market: MarketSnapshot, position_mw: float,
+                     settings: SizingSettings | None = None) -> OrderPlan | None:
+    """The order that moves ``position_mw`` towards ``target_position_mw`` given ``market``, or None."""
+    settings = settings or SizingSettings()
+    if not market.minutes_to_gate_closure > 0:
         return None
-    delta_mw = float(signals.target_position_mw[row]) - position_mw
+    delta_mw = target_position_mw - position_mw
     if abs(delta_mw) < settings.min_clip_mw:
         return None
     side = Side.BUY if delta_mw > 0 else Side.SELL
-    bid, ask = float(column["best_bid_eur_per_mwh"]), float(column["best_ask_eur_per_mwh"])
-    taken_depth = column["ask_depth_near_mid_mw"] if side is Side.BUY else column["bid_depth_near_mid_mw"]
+    bid, ask = market.best_bid_eur_per_mwh, market.best_ask_eur_per_mwh
+    taken_depth = market.ask_depth_near_mid_mw if side is Side.BUY else market.bid_depth_near_mid_mw
     limits = [abs(delta_mw), settings.max_clip_mw,
               settings.depth_share * float(np.nan_to_num(taken_depth)),
-              settings.volume_share * float(np.nan_to_num(column["volume_mw"]))]
+              settings.volume_share * float(np.nan_to_num(market.volume_mw))]
     quantity = _steps_down(min(limits))
     if quantity < settings.min_clip_mw:
         return None
-    u = urgency(float(column["minutes_to_gate_closure"]), settings.urgency_window_min)
+    u = urgency(market.minutes_to_gate_closure, settings.urgency_window_min)
     if math.isfinite(bid) and math.isfinite(ask):
         raw = bid + u * (ask - bid) if side is Side.BUY else ask - u * (ask - bid)
     elif math.isfinite(bid) or math.isfinite(ask):
@@ -113,10 +136,9 @@ def plan_order(signals: SignalBatch, features: FeatureBatch, position_mw: float,
     else:
         return None
     price = _tick(raw, side)
-    mid = float(column["mid_eur_per_mwh"]) if math.isfinite(column["mid_eur_per_mwh"]) else raw
+    mid = market.mid_eur_per_mwh if math.isfinite(market.mid_eur_per_mwh) else raw
     slippage = price - mid if side is Side.BUY else mid - price
-    ts_ns, trade_id = int(signals.ts_ns[row]), int(signals.trade_id[row])
     return OrderPlan(
-        client_order_id(signals.product, signals.model, ts_ns, trade_id), signals.product, signals.model, side,
+        client_order_id(product, model, ts_ns, trade_id), product, model, side,
         price, round(quantity, 1), "IOC" if u >= settings.ioc_urgency else "GTC", u, mid, slippage, ts_ns,
     )

@@ -201,6 +201,8 @@ class ExecutionSettings(BaseSettings):
     order_ttl_s: float = Field(default=300.0, gt=0)
     #: A resting order priced this many EUR/MWh off the price the sizing would now choose is replaced.
     reprice_eur_per_mwh: float = Field(default=0.5, ge=0)
+    #: The least market time between two orders of one product: a large intent goes out in clips over time.
+    clip_interval_s: float = Field(default=10.0, ge=0)
     collar_eur_per_mwh: float = Field(default=500.0, gt=0)
     max_order_volume_mw: float = Field(default=50.0, gt=0)
     max_order_value_eur: float = Field(default=250_000.0, gt=0)

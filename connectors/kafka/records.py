@@ -81,10 +81,11 @@ def feature_records(features: FeatureBatch, topic: str) -> KafkaRecords:
 
 
 def signal_records(signals: SignalBatch, topic: str) -> KafkaRecords:
-    """One columnar message per product, model and batch: ``{"product", "model", "kind": "signals", ...}``."""
+    """One columnar message per product, model and batch: ``{"product", "model", "kind": "signals",
+    "columns": {...}, "market": {...}}``; ``market`` holds the sizing inputs at each signal (NaN as null)."""
     columns = {"ts_ns": signals.ts_ns, "trade_id": signals.trade_id, "direction": signals.direction,
                "strength": signals.strength, "target_position_mw": signals.target_position_mw,
                "confidence": signals.confidence, "horizon_s": signals.horizon_s}
     value = orjson.dumps({"product": signals.product, "model": signals.model, "kind": "signals",
-                          "columns": columns}, option=orjson.OPT_SERIALIZE_NUMPY)
+                          "columns": columns, "market": signals.market}, option=orjson.OPT_SERIALIZE_NUMPY)
     return KafkaRecords(topic, [signals.product], [value], [int(signals.ts_ns[-1]) // 1_000_000])

@@ -11,7 +11,7 @@ when access is partial; until the events feed-back lands it reports full access.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -32,6 +32,12 @@ class MarketAccess:
 FULL_ACCESS = MarketAccess()
 
 
+#: The feature columns a signal carries as its ``market`` snapshot: what order sizing needs to know.
+MARKET_COLUMNS: tuple[str, ...] = (
+    "minutes_to_gate_closure", "best_bid_eur_per_mwh", "best_ask_eur_per_mwh", "mid_eur_per_mwh",
+    "bid_depth_near_mid_mw", "ask_depth_near_mid_mw", "volume_mw")
+
+
 @dataclass(frozen=True, slots=True)
 class SignalBatch:
     """Signals of one model for one product, one per trade it looked at.
@@ -50,6 +56,8 @@ class SignalBatch:
     target_position_mw: NDArray[np.float64]
     confidence: NDArray[np.float64]
     horizon_s: NDArray[np.float64]
+    #: The market at each signal (``MARKET_COLUMNS``), so that execution can size without the features topic.
+    market: dict[str, NDArray[np.float64]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ts_ns)
@@ -89,4 +97,5 @@ def to_signal(features: FeatureBatch, model: str, direction: NDArray[np.float64]
     return SignalBatch(
         features.product, model, features.ts_ns, features.trade_id, direction.astype(np.int8), strength,
         target, np.clip(np.nan_to_num(confidence), 0.0, 1.0), np.nan_to_num(horizon_s),
+        {name: features.column(name) for name in MARKET_COLUMNS},
     )

@@ -1,0 +1,422 @@
+"""The execution engine: signals -> target position -> order intents -> pre-trade risk -> venue commands.
+
+Pure logic, no I/O and no wall clock in its decisions (the clock is the signals' event time); one engine
+trades one account, so its state is one small picklable :class:`EngineState` that a Bytewax stateful step
+snapshots. It answers three kinds of input with an :class:`EngineOutput` (commands for the order sink,
+events, position rows, the execution reports it applied):
+
+**Signals** (one row per trade a model looked at, each carrying the product's market at that moment).
+For each row, in order, so the decisions do not depend on how rows were batched:
+
+1. the model's target for the product is updated; the product's **target** is the sum of its models'
+   latest targets, clipped to the product position limit (in REDUCING: clipped between 0 and the current
+   position, so every order reduces);
+2. the **working position** is the filled position plus the unfilled rest of the product's working order
+   (at most one working order per product);
+3. a working order is **cancelled and replaced** when it is older than ``order_ttl_ns``, on the wrong side
+   for the target, or priced ``reprice_eur_per_mwh`` or more off the price sizing would choose now. The
+   engine treats a cancelled order as gone at once (its remainder leaves the working position and the risk
+   exposure), so the replacement goes out in the same step; a fill that races the cancel is booked when it
+   is reported;
+4. with no working order and ``clip_interval_ns`` passed since the product's last order, sizing
+   (``operators.sizing``) plans a clip: a share of the depth near the touch and of recent volume, priced by
+   urgency, never after the gate closure; then pre-trade risk (``operators.risk``) approves it (a Submit
+   command, with a deterministic client order id) or denies it (a ``RISK_DENIED`` event with the reason
+   code and the numbers; the product then waits ``clip_interval_ns`` before trying again).
+
+At each step the engine also closes every product whose (area) **gate closure** the clock has reached: its
+working order is cancelled, no order is planned for it again, and an open position is flagged as
+**imbalance exposure** (event ``IMBALANCE_EXPOSURE`` and a position row).
+
+**Execution reports** (from the venue, through the adapter and the ``execution.reports`` topic; or from the
+order sink for orders it could never send). Fills move positions and PnL and the risk state; cancels and
+rejects release the order's remainder. A report is applied once: reports of one order carry increasing
+``exec_id``s and a repeat (at-least-once delivery) is skipped.
+
+**Control** (the kill switch, from the ``control`` topic): ``halt`` (HALTED: nothing new, every open order
+cancelled), ``reduce`` (REDUCING: open orders cancelled, then only position-reducing orders), ``resume``
+(ACTIVE). Each change is a ``TRADING_STATE_CHANGED`` event.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from operators.kernels.clock import gate_closure_ns
+from operators.models import MARKET_COLUMNS
+from operators.positions import PositionRow, Positions
+from operators.risk import OrderIntent, PreTradeRisk, RiskLimits, RiskState, TradingState
+from operators.sizing import MarketSnapshot, OrderPlan, SizingSettings, plan_from_market
+from wattflow.batches import DeadLetter
+from wattflow.domain import NS_PER_SECOND, Side
+from wattflow.settings import ExecutionSettings
+
+#: Control commands and the trading state each sets.
+CONTROL_STATES: dict[str, TradingState] = {
+    "halt": TradingState.HALTED, "reduce": TradingState.REDUCING, "resume": TradingState.ACTIVE}
+#: Report kinds that end an order's life at the venue (what is left of it will never fill).
+_CLOSING_KINDS = frozenset({"cancel", "reject"})
+_EPSILON_MW = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    sizing: SizingSettings = field(default_factory=SizingSettings)
+    limits: RiskLimits = field(default_factory=RiskLimits)
+    order_ttl_ns: int = 300 * NS_PER_SECOND
+    reprice_eur_per_mwh: float = 0.5
+    clip_interval_ns: int = 10 * NS_PER_SECOND
+
+    @classmethod
+    def from_settings(cls, settings: ExecutionSettings) -> EngineSettings:
+        sizing = SizingSettings(depth_share=settings.depth_share, volume_share=settings.volume_share,
+                                max_clip_mw=settings.max_clip_mw, urgency_window_min=settings.urgency_window_min,
+                                ioc_urgency=settings.ioc_urgency)
+        limits = RiskLimits(collar_eur_per_mwh=settings.collar_eur_per_mwh,
+                            max_order_volume_mw=settings.max_order_volume_mw,
+                            max_order_value_eur=settings.max_order_value_eur,
+                            max_product_position_mw=settings.max_product_position_mw,
+                            max_total_position_mw=settings.max_total_position_mw,
+                            max_orders_per_interval=settings.max_orders_per_interval,
+                            order_interval_ns=round(settings.rate_interval_s * NS_PER_SECOND))
+        return cls(sizing, limits, round(settings.order_ttl_s * NS_PER_SECOND), settings.reprice_eur_per_mwh,
+                   round(settings.clip_interval_s * NS_PER_SECOND))
+
+
+# --- inputs ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRow:
+    """One model's signal for one product at one trade, with the market then."""
+
+    product: str
+    model: str
+    ts_ns: int
+    trade_id: int
+    target_position_mw: float
+    market: MarketSnapshot
+
+
+def signal_rows(message: Mapping[str, Any]) -> list[SignalRow]:
+    """The rows of one ``signals`` topic message (``connectors.kafka.records.signal_records``)."""
+    columns, market = message["columns"], message.get("market") or {}
+    n = len(columns["ts_ns"])
+    snapshot_columns = [np.asarray(market.get(name, [None] * n), dtype=np.float64) for name in MARKET_COLUMNS]
+    product, model = str(message["product"]), str(message["model"])
+    return [SignalRow(product, model, int(columns["ts_ns"][i]), int(columns["trade_id"][i]),
+                      float(columns["target_position_mw"][i]),
+                      MarketSnapshot(*(float(values[i]) for values in snapshot_columns)))
+            for i in range(n)]
+
+
+# --- outputs -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    """Send this order to the venue (the sink retries it under the same client order id)."""
+
+    plan: OrderPlan
+    ts_ns: int  # event time of the decision
+    reduce_only: bool = False
+    decided_wall_ns: int = 0  # wall clock when the engine decided (for latency figures only)
+
+    @property
+    def client_order_id(self) -> str:
+        return self.plan.client_order_id
+
+    @property
+    def product(self) -> str:
+        return self.plan.product
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    client_order_id: str
+    product: str
+    reason: str  # STALE, REPRICE, WRONG_SIDE, GATE_CLOSURE
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAll:
+    product: str | None  # None: every product
+    reason: str  # HALTED, REDUCING
+    ts_ns: int
+
+
+Command = Submit | Cancel | CancelAll
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An exceptional event: ``kind`` UPPER_SNAKE, ``detail`` plain data (for the events topic and table)."""
+
+    ts_ns: int
+    kind: str
+    product: str
+    severity: str
+    detail: dict[str, Any]
+
+
+@dataclass(slots=True)
+class EngineOutput:
+    commands: list[Command] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    positions: list[PositionRow] = field(default_factory=list)
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)  # input the flow could not decode
+
+    def __bool__(self) -> bool:
+        return bool(self.commands or self.events or self.positions or self.reports or self.dead)
+
+    def extend(self, other: EngineOutput) -> None:
+        self.commands += other.commands
+        self.events += other.events
+        self.positions += other.positions
+        self.reports += other.reports
+        self.dead += other.dead
+
+
+# --- state -------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class WorkingOrder:
+    client_order_id: str
+    product: str
+    side: int
+    price_eur_per_mwh: float
+    quantity_mw: float
+    leaves_mw: float
+    tif: str
+    submitted_ns: int
+
+
+@dataclass(slots=True)
+class EngineState:
+    """Everything the engine remembers (picklable; the Bytewax snapshot)."""
+
+    risk: RiskState = field(default_factory=RiskState)
+    positions: Positions = field(default_factory=Positions)
+    working: dict[str, WorkingOrder] = field(default_factory=dict)  # product -> its working order
+    targets_mw: dict[str, dict[str, float]] = field(default_factory=dict)  # product -> model -> target
+    last_order_ns: dict[str, int] = field(default_factory=dict)  # product -> event time of its last attempt
+    gate_closures_ns: dict[str, int] = field(default_factory=dict)  # open products -> their gate closure
+    closed: set[str] = field(default_factory=set)
+    last_exec_id: dict[str, int] = field(default_factory=dict)  # client order id -> last applied exec_id
+    clock_ns: int = 0
+    submitted: int = 0
+    denied: int = 0
+
+
+# --- the engine --------------------------------------------------------------------------------------
+
+
+class ExecutionEngine:
+    def __init__(self, settings: EngineSettings | None = None, state: EngineState | None = None) -> None:
+        self.settings = settings or EngineSettings()
+        self.state = state or EngineState()
+        self.risk = PreTradeRisk(self.settings.limits, self.state.risk)
+
+    @property
+    def trading_state(self) -> TradingState:
+        return self.risk.trading_state
+
+    def snapshot(self) -> EngineState:
+        return self.state
+
+    # -- signals ----------------------------------------------------------------------------------
+
+    def on_signals(self, rows: Sequence[SignalRow]) -> EngineOutput:
+        out = EngineOutput()
+        touched: dict[str, None] = {}
+        for row in rows:
+            out.extend(self._on_signal(row))
+            touched[row.product] = None
+        if touched:
+            out.positions += self.state.positions.rows(self.state.clock_ns, self.trading_state.value, list(touched))
+        return out
+
+    def _on_signal(self, row: SignalRow) -> EngineOutput:
+        state = self.state
+        out = self._advance(row.ts_ns)
+        product = row.product
+        state.targets_mw.setdefault(product, {})[row.model] = row.target_position_mw
+        if math.isfinite(row.market.mid_eur_per_mwh):
+            state.positions.mark(product, row.market.mid_eur_per_mwh, row.ts_ns)
+        if product in state.closed:
+            return out
+        if product not in state.gate_closures_ns:
+            state.gate_closures_ns[product] = gate_closure_ns(product)
+            if state.gate_closures_ns[product] <= state.clock_ns:
+                out.extend(self._close_product(product))
+                return out
+        if self.trading_state is TradingState.HALTED:
+            return out
+        position = state.positions.position_mw(product)
+        target = self._target_mw(product, position)
+        working = state.working.get(product)
+        if working is not None:
+            reason = self._stale(working, row, target, position)
+            if reason is None:
+                return out
+            out.commands.append(self._cancel(working, reason, row.ts_ns))
+        last = state.last_order_ns.get(product)
+        if last is not None and row.ts_ns - last < self.settings.clip_interval_ns and working is None:
+            return out
+        plan = plan_from_market(product, "net", row.ts_ns, row.trade_id, target, market=row.market,
+                                position_mw=position, settings=self.settings.sizing)
+        if plan is None:
+            return out
+        state.last_order_ns[product] = row.ts_ns
+        reduce_only = self.trading_state is TradingState.REDUCING
+        intent = OrderIntent(plan.client_order_id, product, plan.side, plan.price_eur_per_mwh, plan.quantity_mw,
+                             row.ts_ns, reduce_only=reduce_only)
+        decision = self.risk.check(intent, row.market.mid_eur_per_mwh)
+        if not decision.approved:
+            state.denied += 1
+            out.events.append(Event(row.ts_ns, "RISK_DENIED", product, "WARNING", {
+                "reason": str(decision.reason), "detail": decision.detail, "client_order_id": plan.client_order_id,
+                "side": plan.side.name, "price_eur_per_mwh": plan.price_eur_per_mwh,
+                "quantity_mw": plan.quantity_mw, "trading_state": self.trading_state.value}))
+            return out
+        state.submitted += 1
+        state.working[product] = WorkingOrder(plan.client_order_id, product, int(plan.side), plan.price_eur_per_mwh,
+                                              plan.quantity_mw, plan.quantity_mw, plan.tif, row.ts_ns)
+        out.commands.append(Submit(plan, row.ts_ns, reduce_only, time.time_ns()))
+        return out
+
+    def _target_mw(self, product: str, position_mw: float) -> float:
+        limit = self.settings.limits.max_product_position_mw
+        target = float(np.clip(sum(self.state.targets_mw.get(product, {}).values()), -limit, limit))
+        if self.trading_state is TradingState.REDUCING:
+            target = min(max(target, min(position_mw, 0.0)), max(position_mw, 0.0))
+        return target
+
+    def _stale(self, working: WorkingOrder, row: SignalRow, target_mw: float, position_mw: float) -> str | None:
+        """Why the working order should be replaced now, or None to leave it working."""
+        if row.ts_ns - working.submitted_ns >= self.settings.order_ttl_ns:
+            return "STALE"
+        wanted = target_mw - position_mw
+        if abs(wanted) < self.settings.sizing.min_clip_mw or (wanted > 0) != (working.side > 0):
+            return "WRONG_SIDE"
+        fresh = plan_from_market(row.product, "net", row.ts_ns, row.trade_id, target_mw, market=row.market,
+                                 position_mw=position_mw, settings=self.settings.sizing)
+        if fresh is not None and abs(fresh.price_eur_per_mwh - working.price_eur_per_mwh) >= (
+                self.settings.reprice_eur_per_mwh - 1e-9) and self.settings.reprice_eur_per_mwh > 0:
+            return "REPRICE"
+        return None
+
+    def _cancel(self, working: WorkingOrder, reason: str, ts_ns: int) -> Cancel:
+        """Forget a working order now (cancel/replace): its remainder no longer counts anywhere."""
+        del self.state.working[working.product]
+        self.risk.on_order_closed(working.client_order_id)
+        return Cancel(working.client_order_id, working.product, reason, ts_ns)
+
+    # -- the clock and gate closure ---------------------------------------------------------------
+
+    def _advance(self, ts_ns: int) -> EngineOutput:
+        out = EngineOutput()
+        state = self.state
+        if ts_ns <= state.clock_ns:
+            return out
+        state.clock_ns = ts_ns
+        due = [product for product, close in state.gate_closures_ns.items() if close <= ts_ns]
+        for product in sorted(due):
+            out.extend(self._close_product(product))
+        return out
+
+    def _close_product(self, product: str) -> EngineOutput:
+        out = EngineOutput()
+        state = self.state
+        close_ns = state.gate_closures_ns.pop(product, state.clock_ns)
+        state.closed.add(product)
+        working = state.working.get(product)
+        if working is not None:
+            out.commands.append(self._cancel(working, "GATE_CLOSURE", close_ns))
+        row = state.positions.on_gate_closure(product, close_ns)
+        if row is not None:
+            out.positions.append(row)
+            if abs(row.position_mw) > _EPSILON_MW:
+                out.events.append(Event(close_ns, "IMBALANCE_EXPOSURE", product, "WARNING", {
+                    "position_mw": row.position_mw, "mark_eur_per_mwh": row.mark_eur_per_mwh,
+                    "pnl_eur": row.pnl_eur}))
+        return out
+
+    # -- execution reports ------------------------------------------------------------------------
+
+    def on_reports(self, reports: Sequence[Mapping[str, Any]]) -> EngineOutput:
+        out = EngineOutput()
+        touched: dict[str, None] = {}
+        for report in reports:
+            applied = self._on_report(report, out)
+            if applied:
+                touched[str(report["product"])] = None
+        if touched:
+            out.positions += self.state.positions.rows(self.state.clock_ns, self.trading_state.value, list(touched))
+        return out
+
+    def _on_report(self, report: Mapping[str, Any], out: EngineOutput) -> bool:
+        state = self.state
+        cid, product = str(report["client_order_id"]), str(report["product"])
+        exec_id = int(report.get("exec_id", 0))
+        if exec_id and exec_id <= state.last_exec_id.get(cid, 0):
+            return False  # a repeat (at-least-once delivery)
+        if exec_id:
+            state.last_exec_id[cid] = exec_id
+        out.reports.append(dict(report))
+        kind = str(report["kind"])
+        working = state.working.get(product)
+        mine = working is not None and working.client_order_id == cid
+        if kind == "fill":
+            quantity = float(report["last_quantity_mw"])
+            side = Side(int(report["side"]))
+            state.positions.on_fill(product, int(side), quantity, float(report["last_price_eur_per_mwh"]),
+                                    int(report["ts_ns"]))
+            self.risk.on_fill(product, side, quantity, cid)
+            if mine and working is not None:
+                working.leaves_mw = round(working.leaves_mw - quantity, 6)
+                if working.leaves_mw <= _EPSILON_MW or report.get("status") == "FILLED":
+                    del state.working[product]
+            return True
+        if kind in _CLOSING_KINDS:
+            self.risk.on_order_closed(cid)
+            if mine:
+                del state.working[product]
+            if kind == "reject":
+                out.events.append(Event(int(report.get("ts_ns") or state.clock_ns), "ORDER_REJECTED", product,
+                                        "WARNING", {"client_order_id": cid, "reason": report.get("reason"),
+                                                    "source": report.get("source", "venue")}))
+            return True
+        return False
+
+    # -- the kill switch --------------------------------------------------------------------------
+
+    def on_control(self, command: Mapping[str, Any], ts_ns: int | None = None) -> EngineOutput:
+        out = EngineOutput()
+        name = str(command.get("command", "")).lower()
+        when = int(ts_ns if ts_ns is not None else command.get("ts_ns") or self.state.clock_ns)
+        if name not in CONTROL_STATES:
+            out.events.append(Event(when, "CONTROL_REJECTED", "", "ERROR", {
+                "command": command.get("command"), "error": f"expected one of {', '.join(CONTROL_STATES)}"}))
+            return out
+        new = CONTROL_STATES[name]
+        old = self.risk.set_state(new)
+        out.events.append(Event(when, "TRADING_STATE_CHANGED", "", "CRITICAL" if new is TradingState.HALTED else
+                                "WARNING", {"from": old.value, "to": new.value, "by": command.get("by", ""),
+                                            "reason": command.get("reason", ""),
+                                            "command_wall_ns": command.get("wall_ns")}))
+        if new is not TradingState.ACTIVE:
+            for working in list(self.state.working.values()):
+                self._cancel(working, new.value, when)
+            out.commands.append(CancelAll(None, new.value, when))
+        out.positions += self.state.positions.rows(self.state.clock_ns, new.value)
+        return out

@@ -1,0 +1,218 @@
+"""The execution engine as pure logic: signals in, commands and events out (no servers)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from operators.execution import (
+    Cancel,
+    CancelAll,
+    EngineOutput,
+    EngineSettings,
+    ExecutionEngine,
+    SignalRow,
+    Submit,
+    signal_rows,
+)
+from operators.kernels.clock import gate_closure_ns
+from operators.risk import RiskLimits, TradingState
+from operators.sizing import MarketSnapshot, SizingSettings
+from wattflow.domain import NS_PER_MINUTE, NS_PER_SECOND
+
+PRODUCT = "DE-LU:2018-10-28T12:00Z:PT60M"
+OTHER = "DE-LU:2018-10-28T13:00Z:PT60M"
+CLOSE = gate_closure_ns(PRODUCT)
+T0 = CLOSE - 180 * NS_PER_MINUTE  # urgency 0 with the default 120-minute window
+
+
+def market(bid: float = 49.0, ask: float = 51.0, depth: float = 40.0, volume: float = 200.0,
+           minutes: float = 180.0) -> MarketSnapshot:
+    return MarketSnapshot(minutes, bid, ask, (bid + ask) / 2, depth, depth, volume)
+
+
+def row(ts_ns: int, target: float, *, product: str = PRODUCT, model: str = "m", trade_id: int = 1,
+        **kwargs: float) -> SignalRow:
+    close = gate_closure_ns(product)
+    return SignalRow(product, model, ts_ns, trade_id, target, market(minutes=(close - ts_ns) / NS_PER_MINUTE,
+                                                                       **kwargs))
+
+
+def engine(**limits: float) -> ExecutionEngine:
+    return ExecutionEngine(EngineSettings(limits=RiskLimits(**limits)) if limits else EngineSettings())
+
+
+def submits(out: EngineOutput) -> list[Submit]:
+    return [c for c in out.commands if isinstance(c, Submit)]
+
+
+def fill(submit: Submit, quantity: float, exec_id: int, status: str = "PARTIALLY_FILLED") -> dict[str, object]:
+    plan = submit.plan
+    return {"exec_id": exec_id, "kind": "fill", "ts_ns": plan.signal_ts_ns + 1, "client_order_id": plan.client_order_id,
+            "product": plan.product, "side": int(plan.side), "price_eur_per_mwh": plan.price_eur_per_mwh,
+            "status": status, "last_price_eur_per_mwh": plan.price_eur_per_mwh, "last_quantity_mw": quantity}
+
+
+def test_a_signal_becomes_a_clip_priced_passively_with_a_stable_id() -> None:
+    out = engine().on_signals([row(T0, 8.0)])
+    (order,) = submits(out)
+    assert order.plan.side > 0 and order.plan.tif == "GTC"
+    assert order.plan.price_eur_per_mwh == 49.0  # urgency 0: joins the bid
+    assert order.plan.quantity_mw == 5.0  # max clip 5 < 8 wanted < 25% of 40 MW depth = 10
+    again = engine().on_signals([row(T0, 8.0)])
+    assert submits(again)[0].client_order_id == order.client_order_id
+    assert out.positions and out.positions[-1].product == "TOTAL"
+
+
+def test_one_working_order_per_product_then_clips_over_time() -> None:
+    e = engine()
+    (first,) = submits(e.on_signals([row(T0, 8.0)]))
+    assert submits(e.on_signals([row(T0 + NS_PER_SECOND, 8.0, trade_id=2)])) == []  # still working
+    e.on_reports([fill(first, 5.0, 1, "FILLED")])
+    assert e.state.positions.position_mw(PRODUCT) == 5.0
+    assert submits(e.on_signals([row(T0 + 2 * NS_PER_SECOND, 8.0, trade_id=3)])) == []  # clip interval
+    (second,) = submits(e.on_signals([row(T0 + 11 * NS_PER_SECOND, 8.0, trade_id=4)]))
+    assert second.plan.quantity_mw == 3.0 and second.client_order_id != first.client_order_id
+
+
+def test_a_repeated_report_is_applied_once() -> None:
+    e = engine()
+    (order,) = submits(e.on_signals([row(T0, 8.0)]))
+    e.on_reports([fill(order, 2.0, 7)])
+    out = e.on_reports([fill(order, 2.0, 7)])
+    assert e.state.positions.position_mw(PRODUCT) == 2.0
+    assert out.reports == []
+
+
+def test_stale_and_repriced_orders_are_cancelled_and_replaced_in_one_step() -> None:
+    e = engine()
+    (first,) = submits(e.on_signals([row(T0, 3.0)]))
+    moved = e.on_signals([row(T0 + NS_PER_SECOND, 3.0, trade_id=2, bid=48.0, ask=50.0)])
+    (cancel,) = [c for c in moved.commands if isinstance(c, Cancel)]
+    assert cancel.client_order_id == first.client_order_id and cancel.reason == "REPRICE"
+    (replacement,) = submits(moved)
+    assert replacement.plan.price_eur_per_mwh == 48.0
+    aged = e.on_signals([row(T0 + 400 * NS_PER_SECOND, 3.0, trade_id=3, bid=48.0, ask=50.0)])
+    assert [c.reason for c in aged.commands if isinstance(c, Cancel)] == ["STALE"]
+    assert len(submits(aged)) == 1
+
+
+def test_a_target_that_turns_cancels_the_working_order() -> None:
+    e = engine()
+    e.on_signals([row(T0, 3.0)])
+    out = e.on_signals([row(T0 + NS_PER_SECOND, -3.0, trade_id=2)])
+    assert [c.reason for c in out.commands if isinstance(c, Cancel)] == ["WRONG_SIDE"]
+    assert submits(out)[0].plan.side < 0
+
+
+def test_nothing_after_gate_closure_and_an_open_position_is_flagged() -> None:
+    e = engine()
+    (order,) = submits(e.on_signals([row(CLOSE - 10 * NS_PER_MINUTE, 3.0)]))
+    assert order.plan.tif == "IOC"  # urgency near 1
+    e.on_reports([fill(order, 1.0, 1)])
+    out = e.on_signals([row(CLOSE + NS_PER_SECOND, 3.0, product=OTHER)])  # the clock passes PRODUCT's closure
+    assert [(c.client_order_id, c.reason) for c in out.commands if isinstance(c, Cancel)] == [
+        (order.client_order_id, "GATE_CLOSURE")]
+    (exposure,) = [ev for ev in out.events if ev.kind == "IMBALANCE_EXPOSURE"]
+    assert exposure.product == PRODUCT and exposure.detail["position_mw"] == 1.0
+    late = e.on_signals([row(CLOSE + 2 * NS_PER_SECOND, 3.0, trade_id=9)])
+    assert submits(late) == []
+
+
+def test_a_product_first_seen_after_its_gate_closure_gets_no_order() -> None:
+    out = engine().on_signals([row(CLOSE + NS_PER_SECOND, 3.0)])
+    assert submits(out) == []
+
+
+def test_a_risk_denial_is_an_event_with_its_reason_and_numbers() -> None:
+    e = engine(max_order_volume_mw=1.0)
+    out = e.on_signals([row(T0, 3.0)])
+    assert submits(out) == []
+    (denial,) = out.events
+    assert denial.kind == "RISK_DENIED" and denial.detail["reason"] == "MAX_ORDER_VOLUME"
+    assert "limit=1.0" in denial.detail["detail"] or "1.0" in denial.detail["detail"]
+
+
+@pytest.mark.parametrize(("bid", "ask", "collar", "reason"), [
+    (-120.0, -118.0, 500.0, None),            # negative prices trade
+    (-120.0, -118.0, 0.5, "PRICE_OUTSIDE_COLLAR"),  # the passive bid is 1 below the negative mid
+])
+def test_negative_prices(bid: float, ask: float, collar: float, reason: str | None) -> None:
+    out = engine(collar_eur_per_mwh=collar).on_signals([row(T0, 3.0, bid=bid, ask=ask)])
+    if reason is None:
+        assert submits(out)[0].plan.price_eur_per_mwh == -120.0
+    else:
+        assert [ev.detail["reason"] for ev in out.events] == [reason]
+
+
+def test_kill_switch_halt_cancels_everything_and_stops_new_orders() -> None:
+    e = engine()
+    e.on_signals([row(T0, 3.0)])
+    out = e.on_control({"command": "halt", "by": "test"})
+    assert [type(c) for c in out.commands] == [CancelAll]
+    assert [ev.detail["to"] for ev in out.events] == ["HALTED"]
+    assert e.state.working == {}
+    assert submits(e.on_signals([row(T0 + 60 * NS_PER_SECOND, 3.0, trade_id=5)])) == []
+    e.on_control({"command": "resume"})
+    assert e.trading_state is TradingState.ACTIVE
+    assert len(submits(e.on_signals([row(T0 + 120 * NS_PER_SECOND, 3.0, trade_id=6)]))) == 1
+
+
+def test_reducing_only_lets_the_position_shrink() -> None:
+    e = engine()
+    (order,) = submits(e.on_signals([row(T0, 3.0)]))
+    e.on_reports([fill(order, 3.0, 1, "FILLED")])
+    e.on_control({"command": "reduce"})
+    grow = e.on_signals([row(T0 + 60 * NS_PER_SECOND, 8.0, trade_id=2)])
+    assert submits(grow) == []  # the target is held at the position
+    (shrink,) = submits(e.on_signals([row(T0 + 120 * NS_PER_SECOND, -4.0, trade_id=3)]))
+    assert shrink.plan.side < 0 and shrink.plan.quantity_mw == 3.0 and shrink.reduce_only
+
+
+def test_an_unknown_control_command_is_an_event_not_a_crash() -> None:
+    out = engine().on_control({"command": "panic"})
+    assert [ev.kind for ev in out.events] == ["CONTROL_REJECTED"]
+
+
+def test_signal_rows_decode_a_signals_record() -> None:
+    message = {"product": PRODUCT, "model": "m", "kind": "signals",
+               "columns": {"ts_ns": [T0, T0 + 1], "trade_id": [1, 2], "target_position_mw": [1.0, 2.0]},
+               "market": {"best_bid_eur_per_mwh": [49.0, None], "best_ask_eur_per_mwh": [51.0, 52.0]}}
+    rows = signal_rows(message)
+    assert [r.target_position_mw for r in rows] == [1.0, 2.0]
+    assert rows[0].market.best_bid_eur_per_mwh == 49.0 and math.isnan(rows[1].market.best_bid_eur_per_mwh)
+    assert math.isnan(rows[0].market.volume_mw)
+
+
+def _orders_hash(outputs: list[EngineOutput]) -> str:
+    text = "|".join(f"{c.client_order_id},{c.plan.side},{c.plan.price_eur_per_mwh},{c.plan.quantity_mw}"
+                    if isinstance(c, Submit) else f"{type(c).__name__}:{getattr(c, 'client_order_id', '')}"
+                    for out in outputs for c in out.commands)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 120), st.floats(-9.0, 9.0), st.floats(40.0, 60.0),
+                          st.floats(0.1, 5.0), st.floats(0.0, 80.0)), min_size=1, max_size=40),
+       st.integers(1, 8))
+def test_orders_do_not_depend_on_batching_and_clips_respect_the_depth_share(
+        steps: list[tuple[int, float, float, float, float]], chunk: int) -> None:
+    rows, ts = [], T0
+    for k, (gap_s, target, bid, spread, depth) in enumerate(steps):
+        ts += gap_s * NS_PER_SECOND
+        rows.append(row(ts, round(target, 1), trade_id=k, bid=round(bid, 2), ask=round(bid + spread, 2),
+                        depth=depth))
+    one = engine()
+    whole = [one.on_signals(rows)]
+    other = engine()
+    pieces = [other.on_signals(rows[i:i + chunk]) for i in range(0, len(rows), chunk)]
+    assert _orders_hash(whole) == _orders_hash(pieces)
+    share = SizingSettings().depth_share
+    by_ts = {r.ts_ns: r for r in rows}
+    for out in whole:
+        for order in submits(out):
+            assert order.plan.quantity_mw <= share * by_ts[order.ts_ns].market.ask_depth_near_mid_mw + 1e-9
