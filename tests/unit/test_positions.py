@@ -307,3 +307,24 @@ def test_once_flat_the_pnl_is_the_cash_the_trades_moved_whatever_the_marks(
     assert all(r.position_mw == 0.0 and r.unrealised_pnl_eur == 0.0 for r in rows)
     assert rows[-1].pnl_eur == pytest.approx(float(cash), abs=1e-6)
     assert rows[-1].realised_pnl_eur == rows[-1].pnl_eur
+
+
+def test_rows_for_questdb_have_the_positions_table_columns_and_types() -> None:
+    import re
+
+    from connectors.questdb.position_rows import position_rows
+    from connectors.questdb.tables import TABLES
+
+    p = Positions()
+    p.on_fill(QUARTER, SELL, 1.5, -3.25, T0)
+    p.on_gate_closure(QUARTER, T0 + 1)
+    rows = position_rows(p.rows(T0 + 2, TradingState.REDUCING))
+    columns = re.findall(r"(\w+) (?:TIMESTAMP_NS|SYMBOL|DOUBLE|BOOLEAN)", TABLES["positions"])
+    assert rows.table == "positions" and list(rows.frame.columns) == columns
+    assert set(rows.symbols) == {"product", "area", "trading_state"}
+    frame = rows.frame
+    assert frame["area"].tolist() == ["DE-LU", "ALL"] and frame["product"].tolist() == [QUARTER, TOTAL]
+    assert frame["ts"].tolist()[0].value == T0 + 2
+    assert frame["gate_closed"].dtype == bool and frame["gate_closed"].tolist() == [True, True]
+    assert frame["imbalance_exposure_mw"].tolist() == [-1.5, 1.5]
+    assert frame["trading_state"].tolist() == ["REDUCING", "REDUCING"]
