@@ -413,7 +413,9 @@ class ExecutionEngine:
         out.events.append(Event(when, "TRADING_STATE_CHANGED", "", "CRITICAL" if new is TradingState.HALTED else
                                 "WARNING", {"from": old.value, "to": new.value, "by": command.get("by", ""),
                                             "reason": command.get("reason", ""),
-                                            "command_wall_ns": command.get("wall_ns")}))
+                                            "command_id": command.get("id", ""),
+                                            "command_wall_ns": command.get("wall_ns"),
+                                            "applied_wall_ns": time.time_ns()}))
         if new is not TradingState.ACTIVE:
             for working in list(self.state.working.values()):
                 self._cancel(working, new.value, when)

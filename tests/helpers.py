@@ -43,15 +43,21 @@ def book(i: int, source: str, *, level: int = 0, quantity: float = 2.0) -> bytes
     })
 
 
+#: The topic settings a test gets its own copy of.
+TOPIC_NAMES = ("raw", "ticks", "book", "dayahead", "dlq", "events", "features", "signals", "orders",
+               "execution_reports", "control")
+
+
 def with_topics(settings: Settings, suffix: str, partitions: int = 2) -> Settings:
     """A copy of the settings whose topics are this test's own (created here)."""
     topics = settings.topics.model_copy(update={
         name: f"{getattr(settings.topics, name)}.{suffix}"
-        for name in ("raw", "ticks", "book", "dayahead", "dlq", "events", "features", "signals")
+        for name in TOPIC_NAMES
     })
     ensure_topics(settings.kafka, {
         topics.raw: partitions, topics.ticks: partitions, topics.book: partitions, topics.dayahead: 1,
         topics.dlq: 1, topics.events: 1, topics.features: partitions, topics.signals: partitions,
+        topics.orders: partitions, topics.execution_reports: partitions, topics.control: 1,
     })
     return settings.model_copy(update={"topics": topics})
 
@@ -104,7 +110,7 @@ def flow_env(settings: Settings) -> dict[str, str]:
         "WATTFLOW_QUESTDB_HTTP_PORT": str(settings.questdb.http_port),
         "WATTFLOW_STATE_DIR": str(settings.state_dir),
         **{f"WATTFLOW_TOPICS_{name.upper()}": getattr(topics, name)
-           for name in ("raw", "ticks", "book", "dayahead", "dlq", "events", "features", "signals")},
+           for name in TOPIC_NAMES},
     }
 
 

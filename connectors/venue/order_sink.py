@@ -1,0 +1,395 @@
+"""The order sink: carries out the execution engine's commands at the venue, then records everything.
+
+For each :class:`~operators.execution.EngineOutput` of a batch, in order:
+
+1. **Commands go to the venue** through :class:`~connectors.venue.client.VenueClient` (bounded retries with
+   jitter, the same client order id on every attempt, a circuit breaker):
+
+   * ``Submit``: ACKED or REJECTED is final; UNKNOWN (no answer) stays with the client until
+     :meth:`VenueClient.reconcile` settles it, which this sink calls at every batch; an order the venue never
+     got (NOT_FOUND) is sent again under the same id. BLOCKED (breaker open) and RATE_LIMITED orders were
+     never processed by the venue: they are kept and sent at the next batch the breaker allows.
+   * ``Cancel``: an order still kept unsent is simply dropped (status ``CANCELLED_UNSENT``); otherwise
+     ``DELETE /orders/{id}`` (an UNKNOWN order is cancelled too, and no longer resent). A cancel the venue
+     did not answer is kept and tried again.
+   * ``CancelAll`` (kill switch): everything kept unsent is dropped, then ``DELETE /orders``; kept and
+     retried until the venue confirms.
+
+2. **Everything is recorded** with delivery checked: one record per command and outcome on the ``orders``
+   topic and in the ``orders`` table; the engine's events plus the client's (breaker changes, unknown and
+   reconciled orders) on ``events``; the execution reports the engine applied in ``execution_reports``;
+   position rows in ``positions``. ``write_batch`` returns only when QuestDB and Kafka confirmed, or raises
+   (the flow stops and resumes from its last snapshot: re-sent orders carry the same ids, and the venue
+   answers them as replays).
+
+The engine emits an empty output at least every ``heartbeat_s`` of wall time, so kept orders, cancels and
+reconciliations make progress when no signals arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from connectors.kafka.producer import CheckedProducer
+from connectors.kafka.records import dead_letter_records
+from connectors.kafka.sink import KafkaRecords
+from connectors.questdb.position_rows import position_rows
+from connectors.questdb.rows import dead_letter_rows
+from connectors.questdb.sink import RetryingWriter, TableRows
+from connectors.venue.client import (
+    NOT_FOUND,
+    RATE_LIMITED,
+    CircuitBreaker,
+    OrderRequest,
+    SubmitStatus,
+    VenueClient,
+)
+from operators.execution import Cancel, CancelAll, EngineOutput, Event, Submit
+from wattflow.errors import VenueError
+from wattflow.settings import KafkaSettings, QuestDBSettings, TopicSettings, VenueSettings
+
+log = logging.getLogger(__name__)
+
+_ORDER_COLUMNS = ("ts", "product", "area", "client_order_id", "action", "status", "model", "side",
+                  "price_eur_per_mwh", "quantity_mw", "tif", "urgency", "arrival_mid_eur_per_mwh",
+                  "estimated_slippage_eur_per_mwh", "signal_ts", "attempts", "latency_ns", "reason")
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    """One command and what came of it (a row of ``orders``, a message on the ``orders`` topic)."""
+
+    ts_ns: int
+    product: str
+    client_order_id: str
+    action: str  # SUBMIT, CANCEL, CANCEL_ALL
+    status: str  # ACKED, REPLAYED, REJECTED, UNKNOWN, BLOCKED, RESENT, CANCELLED, CANCELLED_UNSENT, ...
+    model: str = ""
+    side: int = 0
+    price_eur_per_mwh: float = float("nan")
+    quantity_mw: float = float("nan")
+    tif: str = ""
+    urgency: float = float("nan")
+    arrival_mid_eur_per_mwh: float = float("nan")
+    estimated_slippage_eur_per_mwh: float = float("nan")
+    signal_ts_ns: int = 0
+    attempts: int = 0
+    latency_ns: int = 0
+    reason: str = ""
+    decided_wall_ns: int = 0
+    answered_wall_ns: int = 0
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({name: getattr(self, name) for name in self.__slots__})
+
+
+def _submit_record(command: Submit, status: str, *, attempts: int = 0, reason: str = "",
+                   answered_wall_ns: int = 0) -> OrderRecord:
+    plan = command.plan
+    latency = answered_wall_ns - command.decided_wall_ns if answered_wall_ns and command.decided_wall_ns else 0
+    return OrderRecord(command.ts_ns, plan.product, plan.client_order_id, "SUBMIT", status, plan.model,
+                       int(plan.side), plan.price_eur_per_mwh, plan.quantity_mw, plan.tif, plan.urgency,
+                       plan.arrival_mid_eur_per_mwh, plan.estimated_slippage_eur_per_mwh, plan.signal_ts_ns,
+                       attempts, latency, reason, command.decided_wall_ns, answered_wall_ns)
+
+
+def _request(command: Submit) -> OrderRequest:
+    plan = command.plan
+    return OrderRequest(plan.client_order_id, plan.product, plan.side.name, plan.price_eur_per_mwh,
+                        plan.quantity_mw, plan.tif)
+
+
+@dataclass(slots=True)
+class SinkStats:
+    submitted: int = 0
+    acked: int = 0
+    rejected: int = 0
+    unknown: int = 0
+    blocked: int = 0
+    cancels: int = 0
+    cancel_alls: int = 0
+    resent: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+class OrderDesk:
+    """The venue side of the sink, without Bytewax, Kafka or QuestDB: commands in, order records out."""
+
+    def __init__(self, client: VenueClient, *, wall_clock_ns: Any = time.time_ns) -> None:
+        self.client = client
+        self.kept: dict[str, Submit] = {}  # never processed by the venue (breaker open, rate limited)
+        self.pending: list[Cancel | CancelAll] = []  # cancels the venue has not confirmed yet
+        self.stats = SinkStats()
+        self._wall_clock_ns = wall_clock_ns
+        self._events_seen = 0
+
+    def execute(self, commands: list[Submit | Cancel | CancelAll]) -> list[OrderRecord]:
+        records: list[OrderRecord] = []
+        records += self._retry_kept()
+        for command in commands:
+            if isinstance(command, Submit):
+                records.append(self._submit(command))
+            else:
+                records += self._cancel(command)
+        records += self._reconcile()
+        for record in records:
+            self.stats.statuses[record.status] = self.stats.statuses.get(record.status, 0) + 1
+        return records
+
+    def client_events(self) -> list[Event]:
+        """The client's events since the last call (breaker changes, unknown and reconciled orders)."""
+        fresh = self.client.events[self._events_seen:]
+        self._events_seen = len(self.client.events)
+        events = []
+        for event in fresh:
+            detail = event.get("detail")
+            detail = dict(detail) if isinstance(detail, dict) else {"detail": detail}
+            events.append(Event(int(event.get("ts") or self._wall_clock_ns()), str(event["kind"]).upper(),
+                                str(detail.get("product", "")), "WARNING", detail))
+        return events
+
+    def _submit(self, command: Submit, *, resent: bool = False) -> OrderRecord:
+        self.stats.submitted += 1
+        outcome = self.client.submit(_request(command))
+        answered = self._wall_clock_ns()
+        status = outcome.status.value
+        if outcome.status is SubmitStatus.ACKED:
+            self.stats.acked += 1
+            status = "RESENT" if resent else ("REPLAYED" if outcome.replayed else "ACKED")
+        elif outcome.status is SubmitStatus.BLOCKED or outcome.reason == RATE_LIMITED:
+            self.stats.blocked += 1
+            self.kept[command.client_order_id] = command
+            status = "BLOCKED" if outcome.status is SubmitStatus.BLOCKED else RATE_LIMITED
+        elif outcome.status is SubmitStatus.UNKNOWN:
+            self.stats.unknown += 1
+        else:
+            self.stats.rejected += 1
+        return _submit_record(command, status, attempts=outcome.attempts, reason=outcome.reason or "",
+                              answered_wall_ns=answered)
+
+    def _retry_kept(self) -> list[OrderRecord]:
+        if not self.kept:
+            return []
+        waiting, self.kept = self.kept, {}
+        return [self._submit(command) for command in waiting.values()]
+
+    def _cancel(self, command: Cancel | CancelAll) -> list[OrderRecord]:
+        records: list[OrderRecord] = []
+        if isinstance(command, Cancel):
+            dropped = self.kept.pop(command.client_order_id, None)
+            self.client.unknown.pop(command.client_order_id, None)
+            self.client.not_found.pop(command.client_order_id, None)
+            if dropped is not None:
+                return [OrderRecord(command.ts_ns, command.product, command.client_order_id, "CANCEL",
+                                    "CANCELLED_UNSENT", reason=command.reason)]
+        else:
+            for cid, dropped in list(self.kept.items()):
+                if command.product is None or dropped.product == command.product:
+                    del self.kept[cid]
+                    records.append(OrderRecord(command.ts_ns, dropped.product, cid, "CANCEL", "CANCELLED_UNSENT",
+                                               reason=command.reason))
+            for store in (self.client.unknown, self.client.not_found):
+                for cid, payload in list(store.items()):
+                    if command.product is None or payload.get("product") == command.product:
+                        del store[cid]
+        self.pending.append(command)
+        return records + self._flush_cancels()
+
+    def _flush_cancels(self) -> list[OrderRecord]:
+        records: list[OrderRecord] = []
+        while self.pending:
+            command = self.pending[0]
+            try:
+                if isinstance(command, Cancel):
+                    self.stats.cancels += 1
+                    answer = self.client.cancel(command.client_order_id)
+                    status = "NOT_FOUND" if answer is None else str(answer.get("status", "CANCELLED"))
+                    records.append(OrderRecord(command.ts_ns, command.product, command.client_order_id, "CANCEL",
+                                               status, reason=command.reason,
+                                               answered_wall_ns=self._wall_clock_ns()))
+                else:
+                    self.stats.cancel_alls += 1
+                    cancelled = self.client.cancel_all(command.product)
+                    records.append(OrderRecord(command.ts_ns, command.product or "", "*", "CANCEL_ALL",
+                                               f"CANCELLED_{len(cancelled)}", reason=command.reason,
+                                               answered_wall_ns=self._wall_clock_ns()))
+            except VenueError as error:
+                log.warning("cancel not confirmed, kept for the next batch: %s", error)
+                return records
+            self.pending.pop(0)
+        return records
+
+    def _reconcile(self) -> list[OrderRecord]:
+        records: list[OrderRecord] = []
+        if self.pending:
+            records += self._flush_cancels()
+        if not self.client.unknown:
+            return records
+        settled = self.client.reconcile()
+        for cid, status in settled.items():
+            if status != NOT_FOUND:
+                continue
+            payload = self.client.not_found.pop(cid)
+            outcome = self.client.submit(payload)
+            self.stats.resent += 1
+            records.append(OrderRecord(0, str(payload.get("product", "")), cid, "RESUBMIT",
+                                       "RESENT" if outcome.status is SubmitStatus.ACKED else outcome.status.value,
+                                       attempts=outcome.attempts, reason=outcome.reason or "",
+                                       answered_wall_ns=self._wall_clock_ns()))
+        return records
+
+    @property
+    def outstanding(self) -> int:
+        """Orders and cancels whose outcome the venue has not confirmed yet."""
+        return len(self.kept) + len(self.pending) + len(self.client.unknown) + len(self.client.not_found)
+
+
+# --- rows and records ------------------------------------------------------------------------------
+
+
+def _ts(values: list[int]) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64).view("datetime64[ns]")
+
+
+def _area(product: str) -> str:
+    return product.split(":", 1)[0] if product else ""
+
+
+def order_rows(records: list[OrderRecord]) -> TableRows:
+    wall = [r.ts_ns or r.answered_wall_ns for r in records]
+    frame = pd.DataFrame({
+        "ts": _ts(wall), "product": [r.product for r in records], "area": [_area(r.product) for r in records],
+        "client_order_id": [r.client_order_id for r in records], "action": [r.action for r in records],
+        "status": [r.status for r in records], "model": [r.model for r in records],
+        "side": np.asarray([r.side for r in records], dtype=np.int32),
+        "price_eur_per_mwh": [r.price_eur_per_mwh for r in records],
+        "quantity_mw": [r.quantity_mw for r in records], "tif": [r.tif for r in records],
+        "urgency": [r.urgency for r in records],
+        "arrival_mid_eur_per_mwh": [r.arrival_mid_eur_per_mwh for r in records],
+        "estimated_slippage_eur_per_mwh": [r.estimated_slippage_eur_per_mwh for r in records],
+        "signal_ts": _ts([r.signal_ts_ns for r in records]),
+        "attempts": np.asarray([r.attempts for r in records], dtype=np.int32),
+        "latency_ns": np.asarray([r.latency_ns for r in records], dtype=np.int64),
+        "reason": [r.reason for r in records],
+    }, columns=list(_ORDER_COLUMNS))
+    return TableRows("orders", frame, ("product", "area", "action", "status", "model", "tif"))
+
+
+def report_rows(reports: list[dict[str, Any]]) -> TableRows:
+    def column(name: str, default: Any = float("nan")) -> list[Any]:
+        return [default if r.get(name) is None else r[name] for r in reports]
+
+    products = [str(r["product"]) for r in reports]
+    frame = pd.DataFrame({
+        "ts": _ts([int(r["ts_ns"]) for r in reports]), "product": products, "area": [_area(p) for p in products],
+        "client_order_id": [str(r["client_order_id"]) for r in reports],
+        "exec_id": np.asarray(column("exec_id", 0), dtype=np.int64), "kind": column("kind", ""),
+        "status": column("status", ""), "side": np.asarray(column("side", 0), dtype=np.int32),
+        "price_eur_per_mwh": column("price_eur_per_mwh"), "last_price_eur_per_mwh": column("last_price_eur_per_mwh"),
+        "last_quantity_mw": column("last_quantity_mw", 0.0), "cum_quantity_mw": column("cum_quantity_mw", 0.0),
+        "leaves_quantity_mw": column("leaves_quantity_mw", 0.0), "liquidity": column("liquidity", ""),
+        "reason": column("reason", ""), "source": column("source", "venue"),
+    })
+    return TableRows("execution_reports", frame, ("product", "area", "kind", "status", "liquidity", "reason",
+                                                  "source"))
+
+
+def event_json(event: Event, source: str) -> bytes:
+    return orjson.dumps({"ts_ns": event.ts_ns, "kind": event.kind, "source": source, "product": event.product,
+                         "severity": event.severity, "detail": event.detail})
+
+
+def event_rows(events: list[Event], source: str) -> TableRows:
+    frame = pd.DataFrame({
+        "ts": _ts([e.ts_ns for e in events]), "kind": [e.kind for e in events], "source": [source] * len(events),
+        "product": [e.product for e in events], "severity": [e.severity for e in events],
+        "detail": [orjson.dumps(e.detail, default=str).decode() for e in events],
+    })
+    return TableRows("events", frame, ("kind", "source", "product", "severity"))
+
+
+class _OrderSinkPartition(StatelessSinkPartition[EngineOutput]):
+    def __init__(self, desk: OrderDesk, writer: RetryingWriter, producer: CheckedProducer, topics: TopicSettings,
+                 *, source: str, flush_timeout_s: float) -> None:
+        self.desk = desk
+        self.writer = writer
+        self.producer = producer
+        self.topics = topics
+        self.source = source
+        self.flush_timeout_s = flush_timeout_s
+
+    def write_batch(self, items: list[EngineOutput]) -> None:
+        records: list[OrderRecord] = []
+        events: list[Event] = []
+        positions = []
+        reports: list[dict[str, Any]] = []
+        dead = []
+        for output in items:
+            records += self.desk.execute(output.commands)
+            events += output.events
+            positions += output.positions
+            reports += output.reports
+            dead += output.dead
+        if not any(items):
+            records += self.desk.execute([])
+        events += self.desk.client_events()
+        kafka: list[KafkaRecords] = []
+        rows: list[TableRows] = []
+        if records:
+            kafka.append(KafkaRecords(self.topics.orders, [r.client_order_id for r in records],
+                                      [r.to_json() for r in records]))
+            rows.append(order_rows(records))
+        if events:
+            kafka.append(KafkaRecords(self.topics.events, [e.kind for e in events],
+                                      [event_json(e, self.source) for e in events]))
+            rows.append(event_rows(events, self.source))
+        if reports:
+            rows.append(report_rows(reports))
+        if positions:
+            rows.append(position_rows(positions))
+        if dead:
+            kafka.append(dead_letter_records(dead, self.topics.dlq))
+            rows.append(dead_letter_rows(dead))
+        for batch in kafka:
+            self.producer.produce_many(batch.topic, batch.keys, batch.values, batch.timestamps_ms)
+        self.producer.poll(0)
+        if rows:
+            self.writer.write(rows)
+        self.producer.flush(self.flush_timeout_s)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.producer.flush(self.flush_timeout_s)
+
+
+class OrderSink(DynamicSink[EngineOutput]):
+    """Per worker: a venue client (retries, breaker, reconciliation), an ILP writer and a checked producer."""
+
+    def __init__(self, venue: VenueSettings, questdb: QuestDBSettings, kafka: KafkaSettings, topics: TopicSettings,
+                 *, source: str = "execution", flush_timeout_s: float = 60.0) -> None:
+        if venue.api_key is None:
+            raise VenueError("no venue API key", hint="set WATTFLOW_VENUE_API_KEY (the key the venue was started with)")
+        self.venue = venue
+        self.questdb = questdb
+        self.kafka = kafka
+        self.topics = topics
+        self.source = source
+        self.flush_timeout_s = flush_timeout_s
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _OrderSinkPartition:
+        venue = self.venue
+        assert venue.api_key is not None
+        client = VenueClient(venue.url, venue.api_key.get_secret_value(), timeout_s=venue.timeout_s,
+                             max_attempts=venue.max_attempts,
+                             breaker=CircuitBreaker(venue.breaker_failures, venue.breaker_reset_s))
+        producer = CheckedProducer(self.kafka, **{"client.id": f"wattflow-{step_id}-{worker_index}"})
+        return _OrderSinkPartition(OrderDesk(client), RetryingWriter(self.questdb), producer, self.topics,
+                                   source=self.source, flush_timeout_s=self.flush_timeout_s)
