@@ -15,21 +15,25 @@ def register(subparsers: Any) -> None:
         "stack", help="start, stop and inspect the native Kafka + QuestDB stack",
         description="Run real Apache Kafka (KRaft, one node) and QuestDB from Maven Central jars, bound to "
         "127.0.0.1, under the state directory (WATTFLOW_STATE_DIR, default ./.wattflow). The jars are "
-        "fetched once with Maven into WATTFLOW_STACK_CACHE_DIR (default ~/.cache/wattflow).",
+        "fetched once with Maven into WATTFLOW_STACK_CACHE_DIR (default ~/.cache/wattflow). With WATTFLOW_VENUE_FEED "
+        "set, the paper venue is started too (on WATTFLOW_VENUE_HOST:PORT, at WATTFLOW_VENUE_SPEED; its keys are "
+        "WATTFLOW_VENUE_API_KEY / WATTFLOW_VENUE_ADMIN_KEY, or made once and kept in <state dir>/venue/keys.json).",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="fetch (once), start both servers, create topics and tables",
-                            description="Start whatever is not running, wait until both answer, then "
-                            "create the Kafka topics and QuestDB tables that do not exist yet.")
+                            description="Start whatever is not running (and the paper venue when "
+                            "WATTFLOW_VENUE_FEED is set), wait until each answers, then create the Kafka topics "
+                            "and QuestDB tables that do not exist yet.")
     up.add_argument("--no-init", action="store_true", help="do not create topics and tables")
     up.set_defaults(func=run_up)
-    down = actions.add_parser("down", help="stop both servers (SIGTERM, SIGKILL after a grace period)")
+    down = actions.add_parser("down", help="stop the servers and the venue (SIGTERM, SIGKILL after a grace period)")
     down.set_defaults(func=run_down)
     status = actions.add_parser("status", help="report each server: running, stopped, dead or unresponsive",
-                                description="Exit code 0 when both servers run and answer, 1 otherwise.")
+                                description="Exit code 0 when every server (the venue too, when the stack "
+                                "has one) runs and answers, 1 otherwise.")
     status.set_defaults(func=run_status)
     logs = actions.add_parser("logs", help="print the last lines of a server's logs")
-    logs.add_argument("server", choices=["kafka", "questdb"])
+    logs.add_argument("server", choices=["kafka", "questdb", "venue"])
     logs.add_argument("-n", "--lines", type=int, default=40, help="how many lines (default 40)")
     logs.set_defaults(func=run_logs)
     init = actions.add_parser("init", help="create the Kafka topics and QuestDB tables (idempotent)")
@@ -66,6 +70,9 @@ def run_up(args: argparse.Namespace) -> int:
         outcome = stack.up()
     for server, what in outcome.items():
         console.print(f"[green]{server}[/]: {what}")
+    if "venue" in outcome and settings.venue.api_key is None:
+        console.print(f"venue keys: {settings.state_dir / 'venue' / 'keys.json'} (`wattflow adapter` reads them; "
+                      "set WATTFLOW_VENUE_API_KEY / WATTFLOW_VENUE_ADMIN_KEY to choose them)")
     if stack.jars and stack.jars.downloaded:
         console.print(f"fetched Kafka and QuestDB jars from Maven Central in {stack.jars.seconds:.1f} s")
     if not args.no_init:

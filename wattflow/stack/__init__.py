@@ -1,8 +1,9 @@
 """The native stack: real Apache Kafka and QuestDB from Maven Central jars, without Docker.
 
 ``Stack(settings).up()`` fetches the jars once (cached), starts both servers bound to loopback under the
-state directory, and waits until each answers. The same code serves ``wattflow stack``, the tests'
-session fixtures and the benchmarks.
+state directory, and waits until each answers; with ``WATTFLOW_VENUE_FEED`` set it also starts the paper
+venue over that feed (``python -m connectors.venue.server``, health-checked on ``GET /health``).
+The same code serves ``wattflow stack``, the tests' session fixtures and the benchmarks.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from wattflow.errors import StackError
 from wattflow.settings import Settings
 from wattflow.stack.artifacts import StackJars, ensure_jars, jars_dir
 from wattflow.stack.process import ManagedProcess, require_free_ports
-from wattflow.stack.servers import KafkaServer, QuestDBServer
+from wattflow.stack.servers import KafkaServer, QuestDBServer, VenueServerProcess
 
 __all__ = ["ServerStatus", "Stack", "StackJars"]
 
@@ -54,12 +55,22 @@ class Stack:
         jar = jars_dir(self.settings.stack) / "questdb" / "questdb.jar"
         return QuestDBServer(self.settings, self.jars.questdb_jar if self.jars else jar)
 
+    def venue(self) -> VenueServerProcess:
+        return VenueServerProcess(self.settings)
+
+    def has_venue(self) -> bool:
+        """A venue is part of this stack when a feed is set for it, or one was started and not stopped."""
+        return self.settings.venue.feed is not None or self.venue().process.recorded_pid() is not None
+
     def processes(self) -> dict[str, ManagedProcess]:
-        return {"kafka": self.kafka().process, "questdb": self.questdb().process}
+        processes = {"kafka": self.kafka().process, "questdb": self.questdb().process}
+        if self.has_venue():
+            processes["venue"] = self.venue().process
+        return processes
 
     def addresses(self) -> dict[str, dict[str, str]]:
         q = self.settings.questdb
-        return {
+        addresses = {
             "kafka": {"bootstrap": self.settings.kafka.bootstrap_servers},
             "questdb": {
                 "console/REST": q.http_url,
@@ -67,13 +78,21 @@ class Stack:
                 "PostgreSQL wire": f"{q.pg_address} (user admin, password quest)",
             },
         }
+        if self.has_venue():
+            addresses["venue"] = {"HTTP API": self.settings.venue.url,
+                                  "market stream": f"{self.settings.venue.url}/stream/market"}
+        return addresses
 
     def up(self) -> dict[str, str]:
         """Start whatever is not running yet; returns what happened to each server."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._jars()
         outcome: dict[str, str] = {}
-        for name, server in (("kafka", self.kafka()), ("questdb", self.questdb())):
+        servers: list[tuple[str, KafkaServer | QuestDBServer | VenueServerProcess]] = [
+            ("kafka", self.kafka()), ("questdb", self.questdb())]
+        if self.settings.venue.feed is not None:
+            servers.append(("venue", self.venue()))
+        for name, server in servers:
             process = server.process
             if process.pid() is not None:
                 outcome[name] = f"already running (pid {process.pid()})"
@@ -86,13 +105,13 @@ class Stack:
 
     def down(self) -> dict[str, str]:
         grace = self.settings.stack.stop_grace_s
-        # QuestDB first: it may still be flushing what a flow sent while Kafka stops.
+        # The venue first, then QuestDB: it may still be flushing what a flow sent while Kafka stops.
         return {name: process.stop(grace) for name, process in reversed(self.processes().items())}
 
     def status(self) -> list[ServerStatus]:
         statuses = []
         addresses = self.addresses()
-        probes = {"kafka": self.kafka().ready, "questdb": self.questdb().ready}
+        probes = {"kafka": self.kafka().ready, "questdb": self.questdb().ready, "venue": self.venue().ready}
         for name, process in self.processes().items():
             pid = process.pid()
             if pid is not None:
@@ -120,4 +139,5 @@ _PORT_HINT = {
     "kafka": "WATTFLOW_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:<port> and WATTFLOW_STACK_KAFKA_CONTROLLER_PORT=<port>",
     "questdb": "WATTFLOW_QUESTDB_HTTP_PORT, WATTFLOW_QUESTDB_ILP_TCP_PORT, WATTFLOW_QUESTDB_PG_PORT, "
     "WATTFLOW_QUESTDB_HEALTH_PORT",
+    "venue": "WATTFLOW_VENUE_PORT",
 }

@@ -226,3 +226,90 @@ class QuestDBServer:
         self.write_config()
         self.process.start(self.command(), cwd=self.home)
         return self.process.wait_ready(self.ready, self.settings.stack.start_timeout_s, "SELECT 1")
+
+
+# --- the paper venue -----------------------------------------------------------------------------------
+
+
+def _venue_keys_file(settings: Settings) -> Path:
+    return settings.state_dir / "venue" / "keys.json"
+
+
+def stored_venue_keys(settings: Settings) -> tuple[str, str] | None:
+    """The (API, admin) keys `wattflow stack up` made for its venue, if it made any."""
+    import json
+
+    try:
+        stored = json.loads(_venue_keys_file(settings).read_text())
+        return str(stored["api_key"]), str(stored["admin_key"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def venue_keys(settings: Settings) -> tuple[str, str]:
+    """The venue's (API, admin) keys: from the settings when set, else made once and kept (mode 600) in
+    ``<state dir>/venue/keys.json``, where `wattflow adapter` finds them too."""
+    import json
+    import secrets
+
+    stored = stored_venue_keys(settings)
+    api = settings.venue.api_key.get_secret_value() if settings.venue.api_key else None
+    admin = settings.venue.admin_key.get_secret_value() if settings.venue.admin_key else None
+    if api is not None and admin is not None:
+        return api, admin
+    if stored is None:
+        stored = (secrets.token_urlsafe(16), secrets.token_urlsafe(16))
+        path = _venue_keys_file(settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(json.dumps({"api_key": stored[0], "admin_key": stored[1]}) + "\n")
+    return api or stored[0], admin or stored[1]
+
+
+@dataclass
+class VenueServerProcess:
+    """The paper venue (`python -m connectors.venue.server`) over ``WATTFLOW_VENUE_FEED``; keys through the
+    environment, never on the command line."""
+
+    settings: Settings
+
+    @property
+    def home(self) -> Path:
+        return self.settings.state_dir / "venue"
+
+    @property
+    def process(self) -> ManagedProcess:
+        return ManagedProcess("venue", self.home, marker=f"connectors.venue.server --port {self.settings.venue.port}")
+
+    def ports(self) -> dict[str, tuple[str, int]]:
+        return {"paper venue": (self.settings.venue.host, self.settings.venue.port)}
+
+    def command(self) -> list[str]:
+        import sys
+
+        venue = self.settings.venue
+        if venue.feed is None:
+            raise StackError("no feed for the paper venue", hint="set WATTFLOW_VENUE_FEED to a feed file")
+        return [sys.executable, "-m", "connectors.venue.server", "--port", str(venue.port), "--host", venue.host,
+                "--feed", str(Path(venue.feed).resolve()), "--speed", f"{venue.speed:g}",
+                "--rate-limit", str(venue.rate_limit_per_s), "--latency-ms", f"{venue.latency_ms:g}"]
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.settings.venue.url}/health", timeout=1.0) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def start(self) -> float:
+        feed = self.settings.venue.feed
+        if feed is None or not Path(feed).exists():
+            raise StackError(f"the venue's feed {feed} does not exist",
+                             hint="point WATTFLOW_VENUE_FEED at a feed file (`wattflow feed simulate -o day.parquet`)")
+        api, admin = venue_keys(self.settings)
+        source_root = Path(__file__).resolve().parents[2]
+        pythonpath = os.pathsep.join(p for p in (str(source_root), os.environ.get("PYTHONPATH", "")) if p)
+        self.process.start(self.command(), env={"WATTFLOW_VENUE_API_KEY": api, "WATTFLOW_VENUE_ADMIN_KEY": admin,
+                                                "PYTHONPATH": pythonpath}, cwd=self.home)
+        return self.process.wait_ready(self.ready, self.settings.stack.start_timeout_s, "GET /health")
