@@ -25,7 +25,7 @@ err_console = Console(stderr=True, highlight=False)
 #: Command-group modules, in the order ``--help`` lists them.
 _GROUPS = (
     "flows.cli_demo", "flows.cli_stack", "flows.cli_feed", "flows.cli_replay", "flows.cli_run", "flows.cli_tail",
-    "flows.cli_venue", "flows.cli_kill", "flows.cli_positions", "flows.cli_config",
+    "flows.cli_venue", "flows.cli_adapter", "flows.cli_kill", "flows.cli_positions", "flows.cli_config",
 )
 
 _DESCRIPTION = """\

@@ -48,9 +48,9 @@ class KillResult:
 def send_kill(settings: Settings, command: str, *, reason: str = "", wait_s: float = 10.0,
               by: str | None = None) -> KillResult:
     """Put a kill-switch command on the control topic (delivery checked) and wait for its confirmations."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, Producer, TopicPartition
 
-    from connectors.kafka.producer import CheckedProducer
+    from wattflow.errors import KafkaError
 
     topics = settings.topics
     command_id = uuid.uuid4().hex
@@ -65,12 +65,24 @@ def send_kill(settings: Settings, command: str, *, reason: str = "", wait_s: flo
                 _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
                 assignment.append(TopicPartition(topic, partition, high))
         consumer.assign(assignment)
-    producer = CheckedProducer(settings.kafka)
+    # A plain producer without idempotence (a repeated command is harmless) and without linger: no producer id
+    # to fetch first, nothing to wait for. Connected before the clock starts.
+    producer = Producer({**settings.kafka.client_config(), "acks": "all", "linger.ms": 0,
+                         "enable.idempotence": False})
+    producer.list_topics(topics.control, timeout=10)
+    failures: list[str] = []
+
+    def delivered(error: Any, _message: Any) -> None:
+        if error is not None:
+            failures.append(str(error))
+
     sent = time.time_ns()
     message = {"command": command, "id": command_id, "by": by or getpass.getuser(), "reason": reason,
                "wall_ns": sent}
-    producer.produce(topics.control, orjson.dumps(message), key=b"control")
-    producer.flush(30)
+    producer.produce(topics.control, orjson.dumps(message), key=b"control", on_delivery=delivered)
+    if producer.flush(30) or failures:
+        raise KafkaError(f"the {command} command was not confirmed by the broker: {failures or 'timed out'}",
+                         hint="check the broker (`wattflow stack status`) and send the command again")
     if consumer is None:
         return KillResult(command_id, sent)
     state_s = cancel_s = None

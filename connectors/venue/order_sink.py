@@ -316,6 +316,20 @@ def event_rows(events: list[Event], source: str) -> TableRows:
     return TableRows("events", frame, ("kind", "source", "product", "severity"))
 
 
+def _kill_switch_first(commands: list[Submit | Cancel | CancelAll]) -> tuple[list[Submit | Cancel | CancelAll],
+                                                                             list[OrderRecord]]:
+    """The batch's commands from its last account-wide cancel-all on, and a record for each submit left out
+    before it: the kill switch was pulled after those orders were decided, so they must not go out now (HALTED
+    means nothing new; the engine has already forgotten them) and the cancel-all covers the cancels."""
+    kills = [i for i, c in enumerate(commands) if isinstance(c, CancelAll) and c.product is None]
+    if not kills:
+        return commands, []
+    last = kills[-1]
+    why = f"KILL_SWITCH_{getattr(commands[last], 'reason', '')}"
+    held = [_submit_record(c, "NOT_SENT", reason=why) for c in commands[:last] if isinstance(c, Submit)]
+    return commands[last:], held
+
+
 class _OrderSinkPartition(StatelessSinkPartition[EngineOutput]):
     def __init__(self, desk: OrderDesk, writer: RetryingWriter, producer: CheckedProducer, topics: TopicSettings,
                  *, source: str, flush_timeout_s: float) -> None:
@@ -327,19 +341,17 @@ class _OrderSinkPartition(StatelessSinkPartition[EngineOutput]):
         self.flush_timeout_s = flush_timeout_s
 
     def write_batch(self, items: list[EngineOutput]) -> None:
-        records: list[OrderRecord] = []
         events: list[Event] = []
         positions = []
         reports: list[dict[str, Any]] = []
         dead = []
+        commands, records = _kill_switch_first([c for output in items for c in output.commands])
+        records += self.desk.execute(commands)
         for output in items:
-            records += self.desk.execute(output.commands)
             events += output.events
             positions += output.positions
             reports += output.reports
             dead += output.dead
-        if not any(items):
-            records += self.desk.execute([])
         events += self.desk.client_events()
         kafka: list[KafkaRecords] = []
         rows: list[TableRows] = []

@@ -5,72 +5,30 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 import pytest
 from bytewax.testing import run_main
-from pydantic import SecretStr
 
-from connectors.feeds.files import write_feed
 from connectors.kafka.reader import read_topic
 from connectors.kafka.records import signal_records
 from connectors.questdb.sql import QuestDBClient
-from connectors.venue.handmade import BookEvent, TradeEvent, handmade_feed
-from connectors.venue.server import VenueServer, serve
+from connectors.venue.server import VenueServer
 from flows import execution as execution_flow
-from operators.models import MARKET_COLUMNS, SignalBatch
 from tests.helpers import count, produce, with_topics
-from wattflow.domain import NS_PER_SECOND, Side, datetime_to_ns
+from tests.trading import KEY, T0, acks_at_venue, orders, signals, start_venue, venue_settings
+from wattflow.domain import NS_PER_SECOND
 from wattflow.settings import Settings
-from wattflow.stack.process import free_port
 
 pytestmark = pytest.mark.stack
 
-KEY = "DE-LU:2018-10-28T12:00Z:PT60M"
-T0 = datetime_to_ns(datetime(2018, 10, 28, 10, 0, tzinfo=UTC))
-API, ADMIN = "exec-key", "exec-admin"
-
-
 @pytest.fixture
 def venue(tmp_path: Path) -> Iterator[VenueServer]:
-    events: list[BookEvent | TradeEvent] = [
-        BookEvent(T0, KEY, Side.BUY, 0, 49.0, 30.0), BookEvent(T0, KEY, Side.SELL, 0, 51.0, 30.0),
-        TradeEvent(T0 + 3600 * NS_PER_SECOND, KEY, Side.SELL, 45.0, 1.0)]
-    path = write_feed(handmade_feed(events), tmp_path / "feed.jsonl")
-    server = serve(path, free_port(), API, admin_key=ADMIN, rate_limit_per_s=10_000, background=True)
-    server.set_clock(T0 + NS_PER_SECOND)
+    server = start_venue(tmp_path)
     yield server
     server.stop()
-
-
-def venue_settings(settings: Settings, server: VenueServer, **execution: Any) -> Settings:
-    return settings.model_copy(update={
-        "venue": settings.venue.model_copy(update={"port": server.port, "api_key": SecretStr(API), "timeout_s": 1.0}),
-        "execution": settings.execution.model_copy(update=execution),
-    })
-
-
-def signals(targets: list[float], *, first_trade: int, gap_s: int = 30, bid: float = 49.0,
-            ask: float = 51.0) -> SignalBatch:
-    n = len(targets)
-    ts = T0 + np.arange(1, n + 1, dtype=np.int64) * gap_s * NS_PER_SECOND
-    close = datetime_to_ns(datetime(2018, 10, 28, 11, 30, tzinfo=UTC))
-    market = {"minutes_to_gate_closure": (close - ts) / 60e9, "best_bid_eur_per_mwh": np.full(n, bid),
-              "best_ask_eur_per_mwh": np.full(n, ask), "mid_eur_per_mwh": np.full(n, (bid + ask) / 2),
-              "bid_depth_near_mid_mw": np.full(n, 30.0), "ask_depth_near_mid_mw": np.full(n, 30.0),
-              "volume_mw": np.full(n, 100.0)}
-    assert set(market) == set(MARKET_COLUMNS)
-    return SignalBatch(KEY, "mean_reversion", ts, np.arange(first_trade, first_trade + n, dtype=np.int64),
-                       np.sign(np.asarray(targets)).astype(np.int8), np.abs(np.asarray(targets)) / 10,
-                       np.asarray(targets, dtype=np.float64), np.full(n, 0.5), np.full(n, 60.0), market)
-
-
-def orders(settings: Settings) -> list[dict[str, Any]]:
-    return [orjson.loads(item.raw) for item in read_topic(settings.kafka, settings.topics.orders, idle_timeout_s=3)]
 
 
 def test_signals_become_orders_at_the_venue_once_even_when_the_flow_runs_again(
@@ -86,7 +44,7 @@ def test_signals_become_orders_at_the_venue_once_even_when_the_flow_runs_again(
     first = orders(s)
     submitted = [o for o in first if o["action"] == "SUBMIT"]
     assert submitted and all(o["status"] == "ACKED" for o in submitted)
-    acks = [r.client_order_id for r in venue.exchange.reports if r.kind == "ack"]
+    acks = acks_at_venue(venue)
     assert sorted(acks) == sorted(o["client_order_id"] for o in submitted)  # each order once at the venue
     assert all(o["quantity_mw"] <= 0.25 * 30.0 for o in submitted)  # depth share of the 30 MW shown
 
@@ -96,7 +54,7 @@ def test_signals_become_orders_at_the_venue_once_even_when_the_flow_runs_again(
     replayed = sorted(o["client_order_id"] for o in everything if o["status"] == "REPLAYED")
     assert len(everything) == 2 * len(submitted)
     assert replayed == sorted(o["client_order_id"] for o in submitted)
-    assert len([r for r in venue.exchange.reports if r.kind == "ack"]) == len(acks)
+    assert len(acks_at_venue(venue)) == len(acks)
 
     dead = list(read_topic(s.kafka, s.topics.dlq, idle_timeout_s=3))
     assert [d.event["reason"] for d in dead] == ["BAD_CONTROL_MESSAGE"] * 2  # once per run

@@ -1,0 +1,119 @@
+"""R7: the kill switch under load, against a running execution flow, real Kafka and the paper venue."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from connectors.kafka.producer import CheckedProducer
+from connectors.kafka.records import signal_records
+from connectors.venue.server import VenueServer
+from flows.cli_kill import send_kill
+from flows.cli_run import bytewax_command
+from tests.helpers import python, with_topics
+from tests.trading import T0, execution_env, start_venue, venue_settings
+from wattflow.settings import Settings
+
+pytestmark = pytest.mark.stack
+
+PRODUCTS = [f"DE-LU:2018-10-28T{hour:02d}:00Z:PT60M" for hour in range(12, 20)]
+CYCLES = 12
+
+
+@pytest.fixture
+def venue(tmp_path: Path) -> Iterator[VenueServer]:
+    server = start_venue(tmp_path, PRODUCTS)
+    yield server
+    server.stop()
+
+
+class SignalLoad(threading.Thread):
+    """Signals for every product, ``rate`` records per second, with a book that keeps moving (so working orders
+    are cancelled and replaced all the time)."""
+
+    def __init__(self, settings: Settings, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.settings, self.rate = settings, rate
+        self.stop = threading.Event()
+        self.sent = 0
+
+    def run(self) -> None:
+        from tests.trading import signals
+
+        producer = CheckedProducer(self.settings.kafka)
+        started = time.monotonic()
+        k = 0
+        while not self.stop.is_set():
+            product = PRODUCTS[k % len(PRODUCTS)]
+            # The book moves every half second and the targets turn every second: each product's working
+            # order is replaced a few times a second, as a busy intraday day would have it.
+            bid = 45.0 + (k // int(self.rate / 2)) % 3
+            target = 5.0 if (k // int(self.rate)) % 2 else -5.0
+            batch = signals([target], first_trade=10_000 + k, product=product,
+                            start_ns=T0 + k * 100_000_000, bid=bid, ask=bid + 2.0, gap_s=0.1)
+            records = signal_records(batch, self.settings.topics.signals)
+            producer.produce_many(records.topic, [str(key) for key in records.keys], records.values)
+            producer.poll(0)
+            k += 1
+            self.sent = k
+            pause = started + k / self.rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        producer.flush(30)
+
+
+def open_orders(server: VenueServer) -> int:
+    with server.lock:
+        return len(server.exchange.open_orders())
+
+
+def test_kill_switch_under_load_halts_and_cancels_everything_within_a_second(
+        settings: Settings, unique: str, venue: VenueServer, tmp_path: Path) -> None:
+    s = venue_settings(with_topics(settings, unique), venue, clip_interval_s=0.0, order_ttl_s=3600.0,
+                       max_orders_per_interval=100_000, max_total_position_mw=10_000.0)
+    env = execution_env(s, venue)
+    flow = subprocess.Popen(bytewax_command("execution", tail=True, batch_size=2000, workers=1, recovery=None,
+                                            snapshot_interval_s=5), env=env, stdout=subprocess.DEVNULL,
+                            stderr=(tmp_path / "flow.log").open("wb"))
+    load = SignalLoad(s, rate=400.0)
+    load.start()
+    to_halted, to_cancelled = [], []
+    try:
+        for cycle in range(CYCLES):
+            deadline = time.monotonic() + 60
+            while open_orders(venue) == 0 and time.monotonic() < deadline:
+                assert flow.poll() is None, (tmp_path / "flow.log").read_text()[-3000:]
+                time.sleep(0.05)
+            assert open_orders(venue) > 0, "orders rest at the venue before the halt"
+            if cycle == 0:  # once through the command itself
+                done = subprocess.run([python(), "-m", "flows.cli", "kill", "--halt", "--reason", "R7"], env=env,
+                                      capture_output=True, text=True, timeout=60, check=False)
+                assert done.returncode == 0, done.stdout + done.stderr
+                assert "HALTED after" in done.stdout and "cancel-all confirmed" in done.stdout
+            else:
+                result = send_kill(s, "halt", reason="R7", wait_s=20)
+                assert result.state_after_s is not None and result.cancel_all_after_s is not None
+                to_halted.append(result.state_after_s)
+                to_cancelled.append(result.cancel_all_after_s)
+            assert open_orders(venue) == 0
+            time.sleep(0.3)  # signals keep coming: nothing new may rest while HALTED
+            assert open_orders(venue) == 0
+            resumed = send_kill(s, "resume", wait_s=20)
+            assert resumed.state_after_s is not None
+    finally:
+        load.stop.set()
+        load.join(30)
+        flow.terminate()
+        flow.wait(30)
+    halted_p99, cancelled_p99 = np.percentile(to_halted, 99), np.percentile(to_cancelled, 99)
+    print(f"\nR7: {len(to_halted)} halts under {load.rate:.0f} signal records/s ({load.sent} sent): time to HALTED "
+          f"p50 {np.median(to_halted) * 1000:.0f} ms p99 {halted_p99 * 1000:.0f} ms; to cancel-all confirmed "
+          f"p50 {np.median(to_cancelled) * 1000:.0f} ms p99 {cancelled_p99 * 1000:.0f} ms")
+    assert halted_p99 < 1.0
+    assert cancelled_p99 < 1.0
