@@ -41,6 +41,12 @@ class KafkaSettings(BaseSettings):
     ssl_key_location: Path | None = None
     ssl_key_password: SecretStr | None = None
     client_id: str = "wattflow"
+    #: Latency tuning (None: wattflow's defaults, connectors/kafka/producer.py and source.py). linger.ms of
+    #: the flows' producers (default 5), fetch.wait.max.ms of their consumers (default 20), and how long a
+    #: source partition that found nothing waits before it polls again (default 2 ms).
+    producer_linger_ms: float | None = Field(default=None, ge=0)
+    consumer_fetch_wait_max_ms: int | None = Field(default=None, ge=0)
+    source_idle_ms: float | None = Field(default=None, ge=0)
 
     def client_config(self) -> dict[str, Any]:
         """The librdkafka configuration shared by producers, consumers and the admin client."""

@@ -38,7 +38,8 @@ class CheckedProducer:
     """Produce, then :meth:`flush` to learn whether the broker confirmed every message."""
 
     def __init__(self, settings: KafkaSettings, **overrides: Any) -> None:
-        config = {**settings.client_config(), **DEFAULT_PRODUCER_CONFIG, **overrides}
+        tuned = {} if settings.producer_linger_ms is None else {"linger.ms": settings.producer_linger_ms}
+        config = {**settings.client_config(), **DEFAULT_PRODUCER_CONFIG, **tuned, **overrides}
         self.bootstrap = settings.bootstrap_servers
         self._producer = Producer(config)
         self.sent = 0

@@ -39,8 +39,9 @@ _IDLE = timedelta(milliseconds=2)
 
 class _KafkaBatchPartition(StatefulSourcePartition[RawBatch, int]):
     def __init__(self, config: dict[str, Any], topic: str, partition: int, offset: int, *, batch_size: int,
-                 tail: bool) -> None:
+                 tail: bool, idle: timedelta = _IDLE) -> None:
         self._topic, self._partition, self._batch_size, self._tail = topic, partition, batch_size, tail
+        self._idle = idle
         self._offset = offset
         self._consumer = Consumer(config)
         # Fetching metadata first makes the first fetch start at once (0.5 s sooner, measured).
@@ -54,7 +55,7 @@ class _KafkaBatchPartition(StatefulSourcePartition[RawBatch, int]):
             raise StopIteration
         messages = self._consumer.consume(self._batch_size, 0)
         if not messages:
-            self._awake = datetime.now(UTC) + _IDLE
+            self._awake = datetime.now(UTC) + self._idle
             return []
         self._awake = None
         good = []
@@ -123,7 +124,11 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
             **DEFAULT_CONSUMER_CONFIG,
             "group.id": f"wattflow-{step_id}",
             "enable.partition.eof": not self.tail,
+            **({} if self.settings.consumer_fetch_wait_max_ms is None
+               else {"fetch.wait.max.ms": self.settings.consumer_fetch_wait_max_ms}),
             **self.consumer_config,
         }
         offset = self.starting_offset if resume_state is None else resume_state
-        return _KafkaBatchPartition(config, topic, int(index), offset, batch_size=self.batch_size, tail=self.tail)
+        idle = _IDLE if self.settings.source_idle_ms is None else timedelta(milliseconds=self.settings.source_idle_ms)
+        return _KafkaBatchPartition(config, topic, int(index), offset, batch_size=self.batch_size, tail=self.tail,
+                                    idle=idle)
