@@ -70,6 +70,8 @@ def classify_decode_error(error: Exception, value: bytes) -> str:
         if "Invalid enum value" in text or ("Invalid value" in text and "side" in text):
             return "BAD_SIDE"
         return "WRONG_TYPE"
+    if isinstance(error, UnicodeDecodeError):
+        return "NOT_UTF8"
     if not value.strip():
         return "EMPTY_MESSAGE"
     if "truncated" in text.lower():
@@ -160,7 +162,7 @@ def _salvage_packed(decoded: _Decoded, raw: RawBatch, row: int, value: bytes, er
             continue
         try:
             decoded.add(_decoder.decode(payload), row, index, payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as event_error:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as event_error:
             decoded.reject(raw, row, index, reason=classify_decode_error(event_error, payload),
                            error=str(event_error), payload=payload)
 
@@ -184,7 +186,7 @@ def decode_batch(raw: RawBatch) -> IngestBatch:
         if value.startswith(_CLEAN_PREFIXES):
             try:
                 envelope = _clean_decoder.decode(value)
-            except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
                 decoded.reject(raw, row, None, reason="BAD_ENVELOPE", error=str(error), payload=value)
                 continue
             if len(envelope.recv_ns) != len(envelope.events):
@@ -196,14 +198,14 @@ def decode_batch(raw: RawBatch) -> IngestBatch:
         if value.startswith(_PACKED_PREFIX):
             try:
                 events = _envelope_decoder.decode(value).events
-            except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
                 _salvage_packed(decoded, raw, row, value, error)
                 continue
             decoded.add_packed(events, row)
             continue
         try:
             add(decode(value), row, -1, value)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
             decoded.reject(raw, row, None, reason=classify_decode_error(error, value), error=str(error), payload=value)
     return IngestBatch(
         ticks=_trade_columns(decoded, raw),
