@@ -176,10 +176,16 @@ class OrderDesk:
                               answered_wall_ns=answered)
 
     def _retry_kept(self) -> list[OrderRecord]:
-        if not self.kept:
-            return []
-        waiting, self.kept = self.kept, {}
-        return [self._submit(command) for command in waiting.values()]
+        """Send the kept orders again, oldest first; the first still refused ends the round (it and the rest stay
+        kept, and are not recorded again: their status has not changed)."""
+        records: list[OrderRecord] = []
+        for cid, command in list(self.kept.items()):
+            del self.kept[cid]
+            record = self._submit(command)
+            if cid in self.kept:
+                break
+            records.append(record)
+        return records
 
     def _cancel(self, command: Cancel | CancelAll) -> list[OrderRecord]:
         records: list[OrderRecord] = []
