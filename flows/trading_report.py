@@ -348,6 +348,7 @@ def _total_pnl(history: pd.DataFrame) -> pd.DataFrame:
 
 def _overview(summary: TradingSummary, history: pd.DataFrame, path: Path) -> Path:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, axes = plt.subplots(2, 2, figsize=(13, 8))
     pnl_axis, fill_axis, slip_axis, deny_axis = axes.flat
@@ -394,6 +395,7 @@ def _overview(summary: TradingSummary, history: pd.DataFrame, path: Path) -> Pat
     else:
         reasons = sorted(summary.denials_by_reason.items(), key=lambda item: item[1])
         deny_axis.barh([reason for reason, _ in reasons], [count for _, count in reasons], color="tab:orange")
+        deny_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         deny_axis.set_xlabel("denied orders (count)")
         deny_axis.tick_params(axis="y", labelsize=8)
     deny_axis.set_title("risk denials by reason", fontsize=10, loc="left")
@@ -456,6 +458,10 @@ def _product_figure(client: QuestDBClient, day: _Day, row: dict[str, Any], path:
         if not done.empty:
             price_axis.scatter(done["ts"], done["last_price_eur_per_mwh"], marker=marker, color=color,
                                s=20 + 30 * done["last_quantity_mw"], label=f"{name} fill (size ~ MW)", zorder=4)
+    refused = orders[orders["final_status"] == "REJECTED"]
+    if not refused.empty:
+        price_axis.scatter(refused["ts"], refused["price_eur_per_mwh"], marker="x", s=50, color="black",
+                           label="rejected order", zorder=5)
     price_axis.set_ylabel("EUR/MWh")
     target_axis = None
     if not targets.empty:
