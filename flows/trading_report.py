@@ -284,8 +284,10 @@ def print_trading_summary(summary: TradingSummary, console: Console, *, limit: i
     console.print(f"  events: {events}")
     if not s.products:
         return
-    table = Table(title=f"the {min(limit, len(s.products))} busiest of {len(s.products)} products",
-                  title_justify="left")
+    shown = min(limit, len(s.products))
+    title = f"the {shown} busiest of {len(s.products)} products" if shown < len(s.products) \
+        else f"{len(s.products)} product(s), busiest first"
+    table = Table(title=title, title_justify="left")
     for header in ("product", "orders", "fills", "filled\nMW", "ordered\nMW", "fill\nratio", "slippage\nEUR/MWh",
                    "denials", "position\nMW", "PnL\nEUR", "imbalance\nMW"):
         table.add_column(header, justify="left" if header == "product" else "right", no_wrap=True)
