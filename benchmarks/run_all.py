@@ -34,6 +34,12 @@ BENCHMARKS.update({
     "bench_signals_flow": (bench_signals_flow.main, ["--scale", "0.3", "--repeat", "1", "--per-item-ticks", "30000",
                                                      "--ready-runs", "1"]),
 })
+try:  # tick to order through the three flows and the paper venue (about 4-5 minutes with these arguments)
+    from benchmarks import bench_tick_to_order
+
+    BENCHMARKS["bench_tick_to_order"] = (bench_tick_to_order.main, ["--quick"])
+except ImportError as missing:
+    console.print(f"[yellow]bench_tick_to_order not available: {missing}[/]")
 #: The benchmarks that start a stack (and so may pin the servers).
 WITH_STACK = {"bench_kafka_source", "bench_questdb_sink", "bench_ingest_e2e"}
 
