@@ -24,6 +24,11 @@ For each row, in order, so the decisions do not depend on how rows were batched:
    command, with a deterministic client order id) or denies it (a ``RISK_DENIED`` event with the reason
    code and the numbers; the product then waits ``clip_interval_ns`` before trying again).
 
+A row acts once: rows of one product and model come in event-time order, and one not newer than the last
+seen (a repeat from the at-least-once upstream) is skipped. An order's client order id derives from the row
+that caused it (product, model, event time, trade id), so each row causes at most one id and a replayed row
+gives the same one.
+
 At each step the engine also closes every product whose (area) **gate closure** the clock has reached: its
 working order is cancelled, no order is planned for it again, and an open position is flagged as
 **imbalance exposure** (event ``IMBALANCE_EXPOSURE`` and a position row).
@@ -212,6 +217,7 @@ class EngineState:
     gate_closures_ns: dict[str, int] = field(default_factory=dict)  # open products -> their gate closure
     closed: set[str] = field(default_factory=set)
     last_exec_id: dict[str, int] = field(default_factory=dict)  # client order id -> last applied exec_id
+    last_signal: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (product, model) -> (ts, id)
     clock_ns: int = 0
     submitted: int = 0
     denied: int = 0
@@ -247,8 +253,12 @@ class ExecutionEngine:
 
     def _on_signal(self, row: SignalRow) -> EngineOutput:
         state = self.state
-        out = self._advance(row.ts_ns)
         product = row.product
+        seen = state.last_signal.get((product, row.model))
+        if seen is not None and (row.ts_ns, row.trade_id) <= seen:
+            return EngineOutput()  # a repeat (at-least-once upstream): each signal acts once
+        state.last_signal[(product, row.model)] = (row.ts_ns, row.trade_id)
+        out = self._advance(row.ts_ns)
         state.targets_mw.setdefault(product, {})[row.model] = row.target_position_mw
         if math.isfinite(row.market.mid_eur_per_mwh):
             state.positions.mark(product, row.market.mid_eur_per_mwh, row.ts_ns)
@@ -272,7 +282,7 @@ class ExecutionEngine:
         last = state.last_order_ns.get(product)
         if last is not None and row.ts_ns - last < self.settings.clip_interval_ns and working is None:
             return out
-        plan = plan_from_market(product, "net", row.ts_ns, row.trade_id, target, market=row.market,
+        plan = plan_from_market(product, row.model, row.ts_ns, row.trade_id, target, market=row.market,
                                 position_mw=position, settings=self.settings.sizing)
         if plan is None:
             return out
@@ -308,7 +318,7 @@ class ExecutionEngine:
         wanted = target_mw - position_mw
         if abs(wanted) < self.settings.sizing.min_clip_mw or (wanted > 0) != (working.side > 0):
             return "WRONG_SIDE"
-        fresh = plan_from_market(row.product, "net", row.ts_ns, row.trade_id, target_mw, market=row.market,
+        fresh = plan_from_market(row.product, row.model, row.ts_ns, row.trade_id, target_mw, market=row.market,
                                  position_mw=position_mw, settings=self.settings.sizing)
         if fresh is not None and abs(fresh.price_eur_per_mwh - working.price_eur_per_mwh) >= (
                 self.settings.reprice_eur_per_mwh - 1e-9) and self.settings.reprice_eur_per_mwh > 0:

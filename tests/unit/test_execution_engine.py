@@ -216,3 +216,13 @@ def test_orders_do_not_depend_on_batching_and_clips_respect_the_depth_share(
     for out in whole:
         for order in submits(out):
             assert order.plan.quantity_mw <= share * by_ts[order.ts_ns].market.ask_depth_near_mid_mw + 1e-9
+
+
+def test_each_signal_row_acts_once_and_causes_its_own_order_id() -> None:
+    e = engine()
+    first = e.on_signals([row(T0, 3.0, model="a")])
+    # The second model, same trade: the sum turns the target, so the order is replaced under a new id.
+    second = e.on_signals([row(T0, -6.0, model="b")])
+    ids = [c.client_order_id for out in (first, second) for c in submits(out)]
+    assert len(ids) == 2 and len(set(ids)) == 2
+    assert e.on_signals([row(T0, -6.0, model="b")]).commands == []  # a repeat of a row already seen
