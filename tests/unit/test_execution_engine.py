@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -42,7 +43,7 @@ def row(ts_ns: int, target: float, *, product: str = PRODUCT, model: str = "m", 
                                                                        **kwargs))
 
 
-def engine(**limits: float) -> ExecutionEngine:
+def engine(**limits: Any) -> ExecutionEngine:
     return ExecutionEngine(EngineSettings(limits=RiskLimits(**limits)) if limits else EngineSettings())
 
 
