@@ -11,12 +11,16 @@ from rich.table import Table
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "demo", help="bring the native stack up and run the main job: a simulated trading day into QuestDB",
+        "demo", help="bring the native stack up and run the main job: a simulated trading day, traded live",
         description="Start the native stack (if it is not running), create topics and tables, simulate the "
-        "intraday market of DE-LU on 2018-10-28 (25 delivery hours) anchored on real day-ahead prices, replay "
-        "it through Kafka, run the ingest flow into QuestDB and the signals flow (features, models), and print a "
-        "summary with example queries, the signals per product and a plot. The "
-        "stack keeps running so that you can explore; stop it with `wattflow stack down`.",
+        "intraday market of DE-LU on 2018-10-28 (25 delivery hours) anchored on real day-ahead prices, and "
+        "trade it live: the paper venue plays the day (fitted into --minutes of wall time), the feed adapter "
+        "streams it into Kafka, and the ingest, signals and execution flows run side by side as processes, "
+        "storing every tick in QuestDB, computing features and signals, and placing limit orders at the venue "
+        "under pre-trade risk. Ends with a summary (stored rows, dead letters, signals and their hash, orders, "
+        "fills, fill ratio, slippage, PnL, risk denials, events), example queries and plots under "
+        "<state dir>/reports. The stack keeps running so that you can explore; stop it with `wattflow stack "
+        "down`.",
     )
     parser.add_argument(
         "--external-stack", action="store_true",
@@ -25,6 +29,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--scale", type=float, default=1.0,
                         help="scale the simulated day's activity (default 1: ~60k trades, ~500k book updates)")
+    parser.add_argument("--minutes", type=float, default=1.5,
+                        help="wall-clock minutes to play the day's ~33 hours of trading in (default 1.5; more "
+                        "minutes = a slower market, less latency per market second)")
     parser.add_argument("--smoke", action="store_true",
                         help="only the quick smoke path (Kafka round trip, QuestDB write/read/dedup)")
     parser.set_defaults(func=run)
@@ -53,26 +60,34 @@ def run(args: argparse.Namespace) -> int:
     if args.smoke:
         return _smoke(settings)
 
-    from connectors.kafka.replay import ReplayStats
     from flows.demo import run_demo
+    from flows.trading_day import DayProgress
+    from wattflow.domain import ns_to_datetime
 
-    progress = Progress(TextColumn("[bold]replay[/]"), BarColumn(), TextColumn("{task.completed:,} messages"),
-                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console, transient=True)
-    task = progress.add_task("replay", total=None, rate="")
+    progress = Progress(TextColumn("[bold]{task.fields[stage]}[/]"), BarColumn(),
+                        TextColumn("market {task.fields[clock]}"), TextColumn("{task.fields[published]}"),
+                        TimeElapsedColumn(), console=console, transient=True)
+    task = progress.add_task("day", total=1.0, stage="starting", clock="", published="")
 
-    def show(stats: ReplayStats) -> None:
-        progress.update(task, completed=stats.sent, total=stats.total, rate=f"{stats.achieved_rate:,.0f} msg/s")
+    def show(state: DayProgress) -> None:
+        clock = ns_to_datetime(state.market_ns).strftime("%Y-%m-%d %H:%M UTC") if state.market_ns else ""
+        extra = f"{state.published:,}/{state.events:,} events" + (f", {state.orders:,} order records"
+                                                                   if state.orders else "")
+        progress.update(task, completed=state.fraction, stage=state.stage, clock=clock, published=extra)
 
     with progress:
-        report = run_demo(settings, scale=args.scale, progress=show,
+        report = run_demo(settings, scale=args.scale, minutes=args.minutes, progress=show,
                           status=lambda text: console.print(f"[dim]{text}[/]"))
 
     counts = report.counts_by_type
+    day = report.day
     console.print(f"\n[bold]Simulated DE-LU 2018-10-28[/] ({report.feed_path}): {counts['trade']:,} trades, "
                   f"{counts['book']:,} book updates, {counts['dayahead']:,} day-ahead prices "
                   f"+ {report.bad_messages} malformed messages")
-    console.print(f"replayed {report.processed:,} messages in {report.replay_seconds:.1f} s; ingested in "
-                  f"{report.ingest_seconds:.1f} s ({report.ingest_rate:,.0f} messages/s including flow start-up)")
+    run_suffix = day.settings.topics.raw.rsplit(".d", 1)[-1]
+    console.print(f"traded live at x{day.speed:,.0f} in {day.seconds:.0f} s: the adapter published "
+                  f"{day.published:,} venue events ({day.reconnects} reconnects); this run's topics end in "
+                  f".d{run_suffix}; flow logs in {next(iter(day.logs.values())).parent}")
     console.print(f"stored in QuestDB: ticks {report.stored['ticks']:,}, book {report.stored['book']:,}, "
                   f"dayahead {report.stored['dayahead']:,}")
     console.print("dead letters by reason: " + (", ".join(f"{k} {v}" for k, v in report.dead_by_reason.items())
@@ -83,19 +98,26 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[dim]{sql}[/]", soft_wrap=True)
     console.print()
     console.print(_table("signals per product and model (first rows)", report.signals_table))
-    console.print(f"signals flow: {report.signals_count:,} signals in {report.signals_seconds:.1f} s; "
+    console.print(f"signals: {report.signals_count:,} stored for DE-LU; "
                   f"signals hash {report.signals_hash[:16]} (the same feed always gives the same hash)")
     if report.plot_path is not None:
         console.print(f"plot of price, fair value and signals: {report.plot_path}")
+    if report.trading is not None:
+        from flows.trading_report import print_trading_summary
+
+        console.print()
+        print_trading_summary(report.trading, console)
+    for plot in report.trading_plots:
+        console.print(f"plot: {plot}")
     expected = counts["trade"], counts["book"]
     ok = (report.stored["ticks"], report.stored["book"]) == expected
     console.print()
     console.print("[bold green]every valid event stored once[/]" if ok else
                   f"[bold red]stored {report.stored} but the feed has {expected}[/]")
     print_addresses(settings)
-    console.print("open the console at the QuestDB URL above; tail a topic with "
-                  "`.venv/bin/wattflow tail md.ticks --from beginning --count 10`; stop with "
-                  "`.venv/bin/wattflow stack down`")
+    console.print("open the console at the QuestDB URL above; see positions with `.venv/bin/wattflow positions`; "
+                  f"tail a topic with `.venv/bin/wattflow tail {day.settings.topics.orders} --from beginning "
+                  "--count 10`; stop with `.venv/bin/wattflow stack down`")
     return 0 if ok else 1
 
 

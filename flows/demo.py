@@ -1,19 +1,19 @@
-"""The main job on its local default: a simulated trading day through Kafka into QuestDB.
+"""The main job on its local default: a simulated trading day, traded live.
 
 1. simulate the intraday market of one delivery day (DE-LU, 2018-10-28: the 25-hour day) anchored on the
    real SMARD day-ahead prices, plus the day-ahead results themselves and a few malformed messages;
-2. replay it into the raw topic as fast as the broker takes it, delivery reports checked;
-3. run the ingest flow (with recovery, so a second run only processes what is new) to the end of the topic;
-4. run the signals flow (features per product through the Numba kernels, two models) to the end;
-5. summarise from QuestDB: stored rows, dead letters, signals per product with their hash (equal for equal
-   feeds), example queries, and a plot of price, fair value and signals.
+2. trade it live (``flows.trading_day``): the paper venue plays the day at a speed that fits it in a few
+   minutes, the feed adapter streams it into Kafka, the ingest, signals and execution flows run side by side,
+   and the execution flow trades at the venue under pre-trade risk;
+3. summarise from QuestDB: stored rows, dead letters, signals per product with their hash (equal for equal
+   feeds), example queries, orders, fills, fill ratio, slippage, PnL, risk denials and events, and plots.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ import orjson
 
 from connectors.feeds.files import FeedFrame, json_lines, read_feed, write_feed
 from connectors.questdb.sql import QuestDBClient
+from flows.trading_day import DayProgress, TradingDay
+from flows.trading_report import TradingSummary
 from wattflow.settings import Settings
 
 DEMO_AREA = "DE-LU"
@@ -33,21 +35,16 @@ class DemoReport:
     feed_path: Path
     counts_by_type: dict[str, int]
     bad_messages: int
-    replay_seconds: float
-    ingest_seconds: float
-    processed: int
+    day: TradingDay
     stored: dict[str, int] = field(default_factory=dict)
     dead_by_reason: dict[str, int] = field(default_factory=dict)
     queries: list[tuple[str, str, list[dict[str, Any]]]] = field(default_factory=list)
-    signals_seconds: float = 0.0
     signals_hash: str = ""
     signals_count: int = 0
     signals_table: list[dict[str, Any]] = field(default_factory=list)
     plot_path: Path | None = None
-
-    @property
-    def ingest_rate(self) -> float:
-        return self.processed / self.ingest_seconds if self.ingest_seconds else 0.0
+    trading: TradingSummary | None = None
+    trading_plots: list[Path] = field(default_factory=list)
 
 
 def demo_feed(settings: Settings, *, area: str = DEMO_AREA, day: date = DEMO_DAY, seed: int = DEMO_SEED,
@@ -86,13 +83,18 @@ def bad_messages(frame: FeedFrame) -> list[bytes]:
     ]
 
 
-def run_demo(settings: Settings, *, scale: float = 1.0, progress: Any = None, status: Any = None) -> DemoReport:
-    from bytewax.recovery import RecoveryConfig
-    from bytewax.run import cli_main
+def demo_speed(frame: FeedFrame, minutes: float) -> float:
+    """The replay speed that plays the feed's market time in ``minutes`` of wall time."""
+    span_s = (int(frame.ts_ns.max()) - int(frame.ts_ns.min())) / 1e9
+    return max(span_s / (minutes * 60.0), 1.0)
 
-    from connectors.kafka.replay import replay
-    from flows import ingest
-    from flows.cli_run import ensure_recovery_dir
+
+def run_demo(settings: Settings, *, scale: float = 1.0, minutes: float = 1.5,
+             progress: Callable[[DayProgress], None] | None = None, status: Any = None) -> DemoReport:
+    from connectors.questdb.tables import ensure_tables
+    from flows.report import busiest_products, plot_signals, signals_by_product, signals_digest
+    from flows.trading_day import run_trading_day
+    from flows.trading_report import trading_plots, trading_summary
 
     def say(text: str) -> None:
         if status is not None:
@@ -100,56 +102,34 @@ def run_demo(settings: Settings, *, scale: float = 1.0, progress: Any = None, st
 
     say("simulating the trading day (cached after the first run)...")
     path, frame = demo_feed(settings, scale=scale)
-    values = json_lines(frame)
-    keys = frame.key_strings().tolist()
     bad = bad_messages(frame)
-    values += bad
-    keys += ["bad"] * len(bad)
-    import numpy as np
-
-    ts_ns = np.concatenate([frame.ts_ns, np.full(len(bad), frame.ts_ns[-1], dtype=np.int64)])
-    say(f"replaying {len(values):,} messages into {settings.topics.raw}...")
-    started = time.monotonic()
-    replay(settings.kafka, settings.topics.raw, values, keys, ts_ns, progress=progress)
-    replay_seconds = time.monotonic() - started
-
-    say("ingesting: Kafka -> validate -> QuestDB + md.ticks/md.book (+ dead letters)...")
-    recovery = settings.state_dir / "recovery" / "ingest"
-    ensure_recovery_dir(recovery, 1)
-    started = time.monotonic()
-    cli_main(ingest.get_flow(settings, tail=False), workers_per_process=1, epoch_interval=timedelta(seconds=2),
-             recovery_config=RecoveryConfig(str(recovery), backup_interval=timedelta(0)))
-    ingest_seconds = time.monotonic() - started
-
-    say("signals: md.ticks + md.book + md.dayahead -> features (Numba kernels) -> models -> QuestDB + topics...")
-    from flows import signals as signals_flow
-
-    recovery = settings.state_dir / "recovery" / "signals"
-    ensure_recovery_dir(recovery, 1)
-    started = time.monotonic()
-    cli_main(signals_flow.get_flow(settings, tail=False), workers_per_process=1,
-             epoch_interval=timedelta(seconds=2),
-             recovery_config=RecoveryConfig(str(recovery), backup_interval=timedelta(0)))
-    signals_seconds = time.monotonic() - started
+    speed = demo_speed(frame, minutes)
+    say(f"trading the day live at x{speed:,.0f}: paper venue -> adapter -> Kafka -> ingest -> signals -> "
+        "execution -> venue...")
+    client = QuestDBClient(settings.questdb)
+    ensure_tables(client)
+    day = run_trading_day(settings, frame, path, speed=speed, bad=bad, progress=progress)
+    run = day.settings
 
     say("summarising from QuestDB...")
-    client = QuestDBClient(settings.questdb)
-    client.wait_applied(["ticks", "book", "dayahead", "dlq", "features", "signals"])
-    report = DemoReport(path, frame.counts_by_type(), len(bad), replay_seconds, ingest_seconds, len(values))
-    from flows.report import busiest_products, plot_signals, signals_by_product, signals_digest
-
-    report.signals_seconds = signals_seconds
+    client.wait_applied(["ticks", "book", "dayahead", "dlq", "features", "signals", "orders", "execution_reports",
+                         "positions", "events"])
+    report = DemoReport(path, frame.counts_by_type(), len(bad), day)
     report.signals_hash, report.signals_count = signals_digest(client, DEMO_AREA)
     report.signals_table = signals_by_product(client, DEMO_AREA)
+    reports = settings.state_dir / "reports"
     report.plot_path = plot_signals(client, busiest_products(client, DEMO_AREA),
-                                    settings.state_dir / "reports" / f"signals_{DEMO_AREA}_{DEMO_DAY}.png")
+                                    reports / f"signals_{DEMO_AREA}_{DEMO_DAY}.png")
     where = f"area = '{DEMO_AREA}'"
     for table in ("ticks", "book"):
         report.stored[table] = int(client.scalar(f"SELECT count() FROM {table} WHERE {where}"))
     report.stored["dayahead"] = int(client.scalar(f"SELECT count() FROM dayahead WHERE {where}"))
     report.dead_by_reason = {row["reason"]: int(row["count"]) for row in client.query(
-        f"SELECT reason, count() count FROM dlq WHERE topic = '{settings.topics.raw}' ORDER BY count DESC")}
+        f"SELECT reason, count() count FROM dlq WHERE topic = '{run.topics.raw}' ORDER BY count DESC")}
     report.queries = [(title, sql, client.query(sql)) for title, sql in example_queries()]
+    products = frame.products()
+    report.trading = trading_summary(settings, products=products)
+    report.trading_plots = trading_plots(settings, reports, products=products)
     return report
 
 

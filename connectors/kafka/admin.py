@@ -45,3 +45,26 @@ def topic_partitions(settings: KafkaSettings, topic: str, timeout_s: float = 10.
     if info is None or info.error is not None:
         raise KafkaError(f"topic {topic} does not exist", hint="create it with `wattflow stack init`")
     return len(info.partitions)
+
+
+def delete_topics(settings: KafkaSettings, names: list[str], timeout_s: float = 30.0) -> list[str]:
+    """Delete these topics (those that exist); returns the names deleted. Kafka finishes the deletion later."""
+    if not names:
+        return []
+    admin = admin_client(settings)
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    wanted = [name for name in names if name in existing]
+    if not wanted:
+        return []
+    deleted = []
+    for name, future in admin.delete_topics(wanted, operation_timeout=timeout_s).items():
+        try:
+            future.result()
+            deleted.append(name)
+        except KafkaException as error:
+            raise KafkaError(f"could not delete topic {name}: {error}") from None
+    return deleted
+
+
+def list_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> list[str]:
+    return sorted(admin_client(settings).list_topics(timeout=timeout_s).topics)

@@ -27,18 +27,25 @@ def test_demo_runs_end_to_end_and_is_deterministic(tmp_path: Path) -> None:
         "WATTFLOW_QUESTDB_HEALTH_PORT": str(settings.questdb.health_port),
     }
     try:
-        first = subprocess.run([python(), "-m", "flows.cli", "demo", "--scale", "0.1"], env=env, cwd=tmp_path,
+        command = [python(), "-m", "flows.cli", "demo", "--scale", "0.1", "--minutes", "0.5"]
+        first = subprocess.run(command, env=env, cwd=tmp_path,
                                capture_output=True, text=True, timeout=600, check=False)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         assert "every valid event stored once" in first.stdout
         assert "dead letters by reason" in first.stdout and "PRICE_OUT_OF_RANGE 1" in first.stdout
         assert (settings.state_dir / "reports" / "signals_DE-LU_2018-10-28.png").stat().st_size > 10_000
         digest = next(line for line in first.stdout.splitlines() if "signals hash" in line)
+        # The day was traded: orders went to the venue, some filled, and the report has its plots.
+        trading = next(line for line in first.stdout.splitlines() if line.startswith("trading: "))
+        orders, fills = int(trading.split()[1]), int(trading.split(" fills")[0].rsplit(" ", 1)[-1])
+        assert orders > 0 and fills > 0, trading
+        assert (settings.state_dir / "reports" / "trading_overview.png").stat().st_size > 10_000
         # A second run replays the same day again: nothing changes in the store, nor in the signals.
-        second = subprocess.run([python(), "-m", "flows.cli", "demo", "--scale", "0.1"], env=env, cwd=tmp_path,
+        second = subprocess.run(command, env=env, cwd=tmp_path,
                                 capture_output=True, text=True, timeout=600, check=False)
         assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
         again = next(line for line in second.stdout.splitlines() if "signals hash" in line)
+        assert "every valid event stored once" in second.stdout
         assert digest.split("signals hash")[1].split()[0] == again.split("signals hash")[1].split()[0]
     finally:
         Stack(settings).down()

@@ -1,0 +1,233 @@
+"""A live simulated trading day: venue -> feed adapter -> Kafka -> ingest -> signals -> execution -> venue.
+
+What ``wattflow demo`` runs (the main job):
+
+1. the paper venue plays the simulated day (``flows.demo.demo_feed``) on a wall clock at ``speed`` times real
+   time; its book is the market the engine trades in;
+2. the feed adapter streams the venue's market data into the raw topic and its execution reports into the
+   reports topic; a few malformed messages go in too (a broken feed, to show the dead letters);
+3. the ingest, signals and execution flows run side by side as processes (``python -m bytewax.run``), as
+   in production;
+4. when the venue has played the whole day and the flows have caught up, everything stops and the day is
+   summarised from QuestDB: ticks stored, dead letters, signals (with their hash), orders, fills, fill ratio,
+   slippage, PnL, risk denials, events, and plots.
+
+Each run gets topics of its own (``<topic>.d<run>``; those of earlier demo runs are deleted) and replaces the
+demo day's earlier orders, reports, positions and events in QuestDB (their partitions are dropped), so a
+second run reports itself, not the sum of both. Ticks, book, features and signals dedup on their keys: a
+second run stores nothing twice and gives the same signals hash.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+
+import numpy as np
+
+from connectors.feeds.files import FeedFrame
+from wattflow.domain import ns_to_datetime
+from wattflow.settings import Settings
+
+#: Topics a demo run gets its own copy of.
+RUN_TOPICS = ("raw", "ticks", "book", "dayahead", "features", "signals", "orders", "execution_reports", "events",
+              "dlq", "control")
+#: Tables whose demo-day partitions a new run replaces.
+TRADING_TABLES = ("orders", "execution_reports", "positions", "events")
+_RUN_SUFFIX = re.compile(r"\.d\d{10,}$")
+
+
+@dataclass
+class DayProgress:
+    """What the progress display shows."""
+
+    market_ns: int
+    first_ns: int
+    last_ns: int
+    published: int
+    events: int
+    orders: int
+    stage: str
+
+    @property
+    def fraction(self) -> float:
+        span = max(self.last_ns - self.first_ns, 1)
+        return float(np.clip((self.market_ns - self.first_ns) / span, 0.0, 1.0))
+
+
+@dataclass
+class TradingDay:
+    settings: Settings  # the run's settings (its own topics)
+    speed: float
+    seconds: float = 0.0
+    published: int = 0
+    reconnects: int = 0
+    flows_ok: bool = True
+    logs: dict[str, Path] = field(default_factory=dict)
+
+
+def run_settings(settings: Settings, run_id: str, venue_port: int, api_key: str) -> Settings:
+    topics = settings.topics.model_copy(update={
+        name: f"{getattr(settings.topics, name)}.d{run_id}" for name in RUN_TOPICS})
+    from pydantic import SecretStr
+
+    venue = settings.venue.model_copy(update={"port": venue_port, "api_key": SecretStr(api_key)})
+    return settings.model_copy(update={"topics": topics, "venue": venue})
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """WATTFLOW_* variables that give a flow process these settings (what differs from the defaults)."""
+    env = {
+        "WATTFLOW_STATE_DIR": str(settings.state_dir),
+        "WATTFLOW_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "WATTFLOW_QUESTDB_HOST": settings.questdb.host,
+        "WATTFLOW_QUESTDB_HTTP_PORT": str(settings.questdb.http_port),
+        "WATTFLOW_VENUE_HOST": settings.venue.host,
+        "WATTFLOW_VENUE_PORT": str(settings.venue.port),
+    }
+    if settings.venue.api_key is not None:
+        env["WATTFLOW_VENUE_API_KEY"] = settings.venue.api_key.get_secret_value()
+    env.update({f"WATTFLOW_TOPICS_{name.upper()}": str(value)
+                for name, value in settings.topics.model_dump().items()})
+    env.update({f"WATTFLOW_EXECUTION_{name.upper()}": str(value)
+                for name, value in settings.execution.model_dump().items()})
+    env.update({f"WATTFLOW_SIGNALS_{name.upper()}": str(value)
+                for name, value in settings.signals.model_dump().items()})
+    return env
+
+
+def prepare_run(settings: Settings, frame: FeedFrame, run_id: str) -> None:
+    """Topics of this run (earlier demo runs' deleted) and the demo day's trading rows of earlier runs dropped."""
+    from connectors.kafka.admin import delete_topics, ensure_topics, list_topics
+    from connectors.questdb.sql import QuestDBClient
+
+    old = [name for name in list_topics(settings.kafka) if _RUN_SUFFIX.search(name)
+           and not name.endswith(f".d{run_id}")]
+    delete_topics(settings.kafka, old)
+    ensure_topics(settings.kafka, settings.topics.all_topics())
+    client = QuestDBClient(settings.questdb)
+    first = ns_to_datetime(int(frame.ts_ns.min())).astimezone(UTC).date()
+    last = ns_to_datetime(int(frame.ts_ns.max())).astimezone(UTC).date()
+    for table in TRADING_TABLES:
+        client.execute(f"ALTER TABLE {table} DROP PARTITION WHERE ts >= '{first}' AND ts <= '{last}T23:59:59'")
+    client.wait_applied(list(TRADING_TABLES))
+
+
+def _flow(name: str, settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    from flows.cli_run import bytewax_command
+
+    env = {**os.environ, **settings_env(settings), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = bytewax_command(name, tail=True, batch_size=5_000, workers=1, recovery=None, snapshot_interval_s=5)
+    return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            cwd=Path(__file__).resolve().parents[1])
+
+
+def _end_offsets(settings: Settings, topics: list[str]) -> dict[str, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**settings.kafka.client_config(), "group.id": "wattflow-demo-offsets"})
+    try:
+        ends = {}
+        for topic in topics:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            ends[topic] = sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                              for p in partitions)
+        return ends
+    finally:
+        consumer.close()
+
+
+def run_trading_day(settings: Settings, frame: FeedFrame, feed_path: Path, *, speed: float,
+                    bad: list[bytes], progress: Callable[[DayProgress], None] | None = None,
+                    quiet_s: float = 4.0, timeout_s: float = 3600.0) -> TradingDay:
+    """Play ``frame`` at the venue and trade it live; returns when the flows have caught up and stopped."""
+    from connectors.kafka.producer import CheckedProducer
+    from connectors.venue.adapter import VenueAdapter
+    from connectors.venue.server import VenueServer
+    from wattflow.stack.process import free_port
+
+    run_id = str(time.time_ns() // 1000)[:13]
+    api_key = secrets.token_urlsafe(16)
+    venue = VenueServer(frame, port=free_port(), host=settings.venue.host, api_keys=[api_key],
+                        admin_key=secrets.token_urlsafe(16), rate_limit_per_s=1_000)
+    run = run_settings(settings, run_id, venue.port, api_key)
+    prepare_run(run, frame, run_id)
+    day = TradingDay(run, speed)
+    logs = settings.state_dir / "logs" / "demo"
+    logs.mkdir(parents=True, exist_ok=True)
+    flows: dict[str, subprocess.Popen[bytes]] = {}
+    adapter = VenueAdapter(run, api_key=api_key)
+    first_ns, last_ns = int(frame.ts_ns.min()), int(frame.ts_ns.max())
+    started = time.monotonic()
+
+    def show(stage: str, orders: int = 0) -> None:
+        if progress is not None:
+            stats = adapter.stats.get("market")
+            progress(DayProgress(venue.exchange.clock_ns, first_ns, last_ns, stats.published if stats else 0,
+                                 len(frame), orders, stage))
+
+    venue.start()
+    try:
+        for name in ("ingest", "signals", "execution"):
+            day.logs[name] = logs / f"{name}.log"
+            flows[name] = _flow(name, run, day.logs[name])
+        producer = CheckedProducer(run.kafka)
+        producer.produce_many(run.topics.raw, ["bad"] * len(bad), bad)
+        producer.flush(30)
+        adapter.start()
+        venue.set_speed(speed)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            venue.tick()
+            market = adapter.stats["market"]
+            if venue.exchange.feed_exhausted and market.position >= len(frame):
+                break
+            _check(flows, day)
+            show("trading")
+            time.sleep(0.25)
+        # Caught up: nothing new on the flows' output topics for a while.
+        watched = [run.topics.ticks, run.topics.signals, run.topics.orders, run.topics.execution_reports]
+        last, since = _end_offsets(run, watched), time.monotonic()
+        while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+            time.sleep(0.5)
+            _check(flows, day)
+            now = _end_offsets(run, watched)
+            if now != last:
+                last, since = now, time.monotonic()
+            show("catching up", last[run.topics.orders])
+    finally:
+        adapter.stop()
+        try:
+            adapter.join(30)
+        finally:
+            for process in flows.values():
+                process.terminate()
+            for process in flows.values():
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            venue.stop()
+    streams = adapter.stats
+    day.published = streams["market"].published
+    day.reconnects = sum(s.reconnects for s in streams.values())
+    day.seconds = time.monotonic() - started
+    return day
+
+
+def _check(flows: dict[str, subprocess.Popen[bytes]], day: TradingDay) -> None:
+    for name, process in flows.items():
+        if process.poll() is not None:
+            day.flows_ok = False
+            tail = day.logs[name].read_text(errors="replace")[-2000:]
+            from wattflow.errors import WattflowError
+
+            raise WattflowError(f"the {name} flow stopped (exit {process.returncode}):\n{tail}",
+                                hint=f"see {day.logs[name]}")
