@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from wattflow.stack import Stack
 from wattflow.stack.process import free_port
 
 
-def isolated_settings(state_dir: Path, **overrides: object) -> Settings:
+def isolated_settings(state_dir: Path, **overrides: Any) -> Settings:
     """Settings for a throw-away stack: free loopback ports, its own state directory."""
     return Settings.load(
         state_dir=state_dir,
