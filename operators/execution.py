@@ -10,7 +10,8 @@ For each row, in order, so the decisions do not depend on how rows were batched:
 
 1. the model's target for the product is updated; the product's **target** is the sum of its models'
    latest targets, clipped to the product position limit (in REDUCING: clipped between 0 and the current
-   position, so every order reduces);
+   position, so every order reduces); in the last ``flatten_before_gate_min`` minutes before the product's
+   gate closure it is 0, so the engine flattens rather than leave imbalance exposure;
 2. the **working position** is the filled position plus the unfilled rest of the product's working order
    (at most one working order per product);
 3. a working order is **cancelled and replaced** when it is older than ``order_ttl_ns``, on the wrong side
@@ -77,6 +78,7 @@ class EngineSettings:
     order_ttl_ns: int = 300 * NS_PER_SECOND
     reprice_eur_per_mwh: float = 0.5
     clip_interval_ns: int = 10 * NS_PER_SECOND
+    flatten_before_gate_min: float = 10.0
 
     @classmethod
     def from_settings(cls, settings: ExecutionSettings) -> EngineSettings:
@@ -91,7 +93,7 @@ class EngineSettings:
                             max_orders_per_interval=settings.max_orders_per_interval,
                             order_interval_ns=round(settings.rate_interval_s * NS_PER_SECOND))
         return cls(sizing, limits, round(settings.order_ttl_s * NS_PER_SECOND), settings.reprice_eur_per_mwh,
-                   round(settings.clip_interval_s * NS_PER_SECOND))
+                   round(settings.clip_interval_s * NS_PER_SECOND), settings.flatten_before_gate_min)
 
 
 # --- inputs ------------------------------------------------------------------------------------------
@@ -272,7 +274,7 @@ class ExecutionEngine:
         if self.trading_state is TradingState.HALTED:
             return out
         position = state.positions.position_mw(product)
-        target = self._target_mw(product, position)
+        target = self._target_mw(product, position, row.market.minutes_to_gate_closure)
         working = state.working.get(product)
         if working is not None:
             reason = self._stale(working, row, target, position)
@@ -304,7 +306,9 @@ class ExecutionEngine:
         out.commands.append(Submit(plan, row.ts_ns, reduce_only, time.time_ns()))
         return out
 
-    def _target_mw(self, product: str, position_mw: float) -> float:
+    def _target_mw(self, product: str, position_mw: float, minutes_to_gate_closure: float) -> float:
+        if minutes_to_gate_closure <= self.settings.flatten_before_gate_min:
+            return 0.0
         limit = self.settings.limits.max_product_position_mw
         target = float(np.clip(sum(self.state.targets_mw.get(product, {}).values()), -limit, limit))
         if self.trading_state is TradingState.REDUCING:

@@ -207,6 +207,9 @@ class ExecutionSettings(BaseSettings):
     order_ttl_s: float = Field(default=300.0, gt=0)
     #: A resting order priced this many EUR/MWh off the price the sizing would now choose is replaced.
     reprice_eur_per_mwh: float = Field(default=0.5, ge=0)
+    #: In the last minutes before a product's gate closure its target is 0: flatten, so that as little as
+    #: possible is left as imbalance exposure (0: hold positions into delivery).
+    flatten_before_gate_min: float = Field(default=10.0, ge=0)
     #: The least market time between two orders of one product: a large intent goes out in clips over time.
     clip_interval_s: float = Field(default=10.0, ge=0)
     collar_eur_per_mwh: float = Field(default=500.0, gt=0)

@@ -111,7 +111,7 @@ def test_a_target_that_turns_cancels_the_working_order() -> None:
 
 
 def test_nothing_after_gate_closure_and_an_open_position_is_flagged() -> None:
-    e = engine()
+    e = ExecutionEngine(EngineSettings(flatten_before_gate_min=0.0))
     (order,) = submits(e.on_signals([row(CLOSE - 10 * NS_PER_MINUTE, 3.0)]))
     assert order.plan.tif == "IOC"  # urgency near 1
     e.on_reports([fill(order, 1.0, 1)])
@@ -227,3 +227,11 @@ def test_each_signal_row_acts_once_and_causes_its_own_order_id() -> None:
     ids = [c.client_order_id for out in (first, second) for c in submits(out)]
     assert len(ids) == 2 and len(set(ids)) == 2
     assert e.on_signals([row(T0, -6.0, model="b")]).commands == []  # a repeat of a row already seen
+
+
+def test_the_last_minutes_before_gate_closure_flatten_the_position() -> None:
+    e = engine()
+    (order,) = submits(e.on_signals([row(CLOSE - 60 * NS_PER_MINUTE, 3.0)]))
+    e.on_reports([fill(order, 3.0, 1, "FILLED")])
+    (flatten,) = submits(e.on_signals([row(CLOSE - 5 * NS_PER_MINUTE, 3.0, trade_id=2)]))
+    assert flatten.plan.side < 0 and flatten.plan.quantity_mw == 3.0 and flatten.plan.tif == "IOC"
