@@ -71,21 +71,41 @@ def dead_letter_records(letters: list[DeadLetter], topic: str) -> KafkaRecords:
                         [d.ts_ns // 1_000_000 for d in letters])
 
 
+#: At most this many rows in one features or signals message (a features row is about 40 numbers: ~0.6 MB).
+MAX_ROWS_PER_MESSAGE = 1_000
+
+
+def _chunks(n: int) -> list[slice]:
+    return [slice(start, min(start + MAX_ROWS_PER_MESSAGE, n)) for start in range(0, n, MAX_ROWS_PER_MESSAGE)]
+
+
 def feature_records(features: FeatureBatch, topic: str) -> KafkaRecords:
-    """One columnar message per product and batch: ``{"product", "kind": "features", "columns": {...}}``."""
-    columns = {"ts_ns": features.ts_ns, "trade_id": features.trade_id,
-               **{name: features.values[k] for k, name in enumerate(FEATURE_NAMES)}}
-    value = orjson.dumps({"product": features.product, "kind": "features", "columns": columns},
-                         option=orjson.OPT_SERIALIZE_NUMPY)
-    return KafkaRecords(topic, [features.product], [value], [int(features.ts_ns[-1]) // 1_000_000])
+    """Columnar messages per product and batch, ``{"product", "kind": "features", "columns": {...}}``, at most
+    ``MAX_ROWS_PER_MESSAGE`` rows each (so no message nears Kafka's 1 MB limit, whatever the batch)."""
+    keys, values, stamps = [], [], []
+    for part in _chunks(len(features.ts_ns)):
+        columns = {"ts_ns": features.ts_ns[part], "trade_id": features.trade_id[part],
+                   **{name: features.values[k][part] for k, name in enumerate(FEATURE_NAMES)}}
+        values.append(orjson.dumps({"product": features.product, "kind": "features", "columns": columns},
+                                   option=orjson.OPT_SERIALIZE_NUMPY))
+        keys.append(features.product)
+        stamps.append(int(features.ts_ns[part][-1]) // 1_000_000)
+    return KafkaRecords(topic, keys, values, stamps)
 
 
 def signal_records(signals: SignalBatch, topic: str) -> KafkaRecords:
-    """One columnar message per product, model and batch: ``{"product", "model", "kind": "signals",
-    "columns": {...}, "market": {...}}``; ``market`` holds the sizing inputs at each signal (NaN as null)."""
-    columns = {"ts_ns": signals.ts_ns, "trade_id": signals.trade_id, "direction": signals.direction,
-               "strength": signals.strength, "target_position_mw": signals.target_position_mw,
-               "confidence": signals.confidence, "horizon_s": signals.horizon_s}
-    value = orjson.dumps({"product": signals.product, "model": signals.model, "kind": "signals",
-                          "columns": columns, "market": signals.market}, option=orjson.OPT_SERIALIZE_NUMPY)
-    return KafkaRecords(topic, [signals.product], [value], [int(signals.ts_ns[-1]) // 1_000_000])
+    """Columnar messages per product, model and batch: ``{"product", "model", "kind": "signals",
+    "columns": {...}, "market": {...}}``; ``market`` holds the sizing inputs at each signal (NaN as null). At
+    most ``MAX_ROWS_PER_MESSAGE`` rows each."""
+    keys, values, stamps = [], [], []
+    for part in _chunks(len(signals.ts_ns)):
+        columns = {"ts_ns": signals.ts_ns[part], "trade_id": signals.trade_id[part],
+                   "direction": signals.direction[part], "strength": signals.strength[part],
+                   "target_position_mw": signals.target_position_mw[part], "confidence": signals.confidence[part],
+                   "horizon_s": signals.horizon_s[part]}
+        market = {name: column[part] for name, column in signals.market.items()}
+        values.append(orjson.dumps({"product": signals.product, "model": signals.model, "kind": "signals",
+                                    "columns": columns, "market": market}, option=orjson.OPT_SERIALIZE_NUMPY))
+        keys.append(signals.product)
+        stamps.append(int(signals.ts_ns[part][-1]) // 1_000_000)
+    return KafkaRecords(topic, keys, values, stamps)

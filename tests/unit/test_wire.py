@@ -88,3 +88,29 @@ def test_clean_topic_messages_decode_with_their_own_receive_times() -> None:
     assert again.ticks.trade_id.tolist() == [1, 2]
     assert again.ticks.recv_ns.tolist() == [11, 12]
     assert again.dead == []
+
+
+def test_features_and_signals_of_a_large_batch_split_into_messages_under_a_megabyte() -> None:
+
+
+    from connectors.kafka.records import MAX_ROWS_PER_MESSAGE, feature_records, signal_records
+    from operators.features import FEATURE_NAMES, FeatureBatch
+    from operators.models import MARKET_COLUMNS, SignalBatch
+
+    n = 2 * MAX_ROWS_PER_MESSAGE + 7
+    rng = np.random.default_rng(1)
+    ts = np.arange(n, dtype=np.int64) * 1_000_000_000 + 1_540_000_000_000_000_000
+    features = FeatureBatch("DE-LU:2018-10-28T12:00Z:PT60M", ts, np.arange(n, dtype=np.int64),
+                            rng.normal(size=(len(FEATURE_NAMES), n)))
+    records = feature_records(features, "features")
+    assert len(records.values) == 3 and all(len(v) < 1_000_000 for v in records.values)
+    rows = [orjson.loads(v)["columns"]["trade_id"] for v in records.values]
+    assert [i for part in rows for i in part] == list(range(n))
+    signals = SignalBatch(features.product, "m", ts, np.arange(n, dtype=np.int64), np.ones(n, dtype=np.int8),
+                          rng.random(n), rng.random(n), rng.random(n), rng.random(n),
+                          {name: rng.random(n) for name in MARKET_COLUMNS})
+    records = signal_records(signals, "signals")
+    assert len(records.values) == 3 and all(len(v) < 1_000_000 for v in records.values)
+    decoded = [orjson.loads(v) for v in records.values]
+    assert [t for d in decoded for t in d["columns"]["ts_ns"]] == ts.tolist()
+    assert [v for d in decoded for v in d["market"]["volume_mw"]] == signals.market["volume_mw"].tolist()
