@@ -23,13 +23,26 @@ Matching model (kept simple on purpose, and the same every run):
   - one trade never fills our orders, in total per side, more than its own quantity; our resting orders
     take it in price-time priority.
   - a resting order whose limit crosses the book after later book updates still fills only from trades.
+* **Iceberg orders** (``display_quantity_mw``: GTC only, on the 0.1 MW step, above 0 and below the order's
+  quantity). On arrival an iceberg is an ordinary order: what crosses takes the displayed book for its full
+  quantity (the hidden part is not protected). What rests shows only the visible clip (``display_quantity_mw``,
+  or the leaves if less): one market trade fills it at most the clip that is showing (the rest of the trade
+  may fill our other resting orders, in price-time priority as above). When a clip is used up and hidden
+  quantity remains, a new clip is shown at the *back* of the queue: its queue ahead is what the feed displays
+  at that price at that moment, and its time priority is behind our other resting orders at that price. The
+  refill happens once the trade is allocated, so the trade that used up a clip never fills the next one.
+  Like EPEX/Nord Pool (SIDC), icebergs carry no execution restriction: IOC or FOK with a display quantity is
+  rejected (``DISPLAY_QUANTITY_NOT_GTC``); a display quantity that is not a number, not above 0 or not below
+  the quantity is ``INVALID_DISPLAY_QUANTITY``, one off the 0.1 MW step ``INVALID_DISPLAY_QUANTITY_STEP``.
+  ``display_quantity_mw`` absent or null is a plain order.
 * **Gate closure.** Orders are rejected before the product opens (``NOT_OPEN``) and from the product's local
   gate closure on (``GATE_CLOSED``); resting orders are cancelled (reason ``GATE_CLOSED``) when the clock
   reaches the gate closure.
 * **Idempotency.** A ``client_order_id`` names one order forever: submitting the same payload again returns
   the order's current report (``replayed=True``) and creates nothing; a different payload under a known id
   is rejected with ``DUPLICATE_CLIENT_ORDER_ID`` (and the original order is untouched). Rejected orders are
-  remembered under their id too, so a retried rejected order gets the same reject.
+  remembered under their id too, so a retried rejected order gets the same reject. The display quantity is
+  part of the payload: the same iceberg again is a replay, another display quantity (or none) a duplicate.
 
 Prices and quantities are held as integers (0.01 EUR/MWh ticks, 0.1 MW steps), so no float drift.
 """
@@ -88,6 +101,9 @@ class Reason(enum.StrEnum):
     PRICE_OUT_OF_RANGE = "PRICE_OUT_OF_RANGE"
     INVALID_QUANTITY = "INVALID_QUANTITY"
     INVALID_QUANTITY_STEP = "INVALID_QUANTITY_STEP"
+    INVALID_DISPLAY_QUANTITY = "INVALID_DISPLAY_QUANTITY"
+    INVALID_DISPLAY_QUANTITY_STEP = "INVALID_DISPLAY_QUANTITY_STEP"
+    DISPLAY_QUANTITY_NOT_GTC = "DISPLAY_QUANTITY_NOT_GTC"
     NOT_OPEN = "NOT_OPEN"
     GATE_CLOSED = "GATE_CLOSED"
     IOC_REMAINDER = "IOC_REMAINDER"
@@ -156,6 +172,7 @@ class OrderReport:
     reason: Reason | None
     replayed: bool = False
     executions: tuple[ExecutionReport, ...] = ()
+    display_quantity_mw: float | None = None  # an iceberg's visible clip; None for a plain order
 
     @property
     def is_open(self) -> bool:
@@ -187,6 +204,8 @@ class _Order:
     status: OrderStatus = OrderStatus.NEW
     reason: Reason | None = None
     queue_ahead_steps: int = 0
+    display_steps: int = 0  # an iceberg's clip; 0 for a plain order
+    clip_steps: int = 0  # what is left of the clip showing now (icebergs only)
 
     @property
     def leaves_steps(self) -> int:
@@ -202,7 +221,13 @@ class _Order:
             avg_price_eur_per_mwh=round(self.notional / self.filled_steps / TICKS_PER_EUR, 6)
             if self.filled_steps else None,
             reason=self.reason, replayed=replayed, executions=executions,
+            display_quantity_mw=self.display_steps / STEPS_PER_MW if self.display_steps else None,
         )
+
+    @property
+    def visible_steps(self) -> int:
+        """What one market trade can fill now: the clip showing (icebergs), else the leaves."""
+        return min(self.clip_steps, self.leaves_steps) if self.display_steps else self.leaves_steps
 
 
 @dataclass(slots=True)
@@ -303,9 +328,10 @@ class PaperExchange:
 
     def submit(  # noqa: PLR0917 (the documented order-entry call is positional)
         self, client_order_id: str, product: str, side: object, price_eur_per_mwh: float,
-        quantity_mw: float, tif: str = "GTC", now_ns: int | None = None,
+        quantity_mw: float, tif: str = "GTC", now_ns: int | None = None, *,
+        display_quantity_mw: object = None,
     ) -> OrderReport:
-        """Submit a limit order (see the module docstring for the matching rules)."""
+        """Submit a limit order, an iceberg if ``display_quantity_mw`` is given (see the module docstring)."""
         if now_ns is not None:
             self.advance_to(now_ns)
         now = self._clock_ns
@@ -314,7 +340,12 @@ class PaperExchange:
             side_value: int | str = int(Side.parse(side))
         except ValueError:
             side_value = repr(side)
-        payload = (product, side_value, _as_float(price_eur_per_mwh), _as_float(quantity_mw), tif_text)
+        display: float | str | None = None
+        if display_quantity_mw is not None:  # a non-number stays distinct from "no display" (and is rejected)
+            display = _as_float(display_quantity_mw)
+            if display is None:
+                display = repr(display_quantity_mw)
+        payload = (product, side_value, _as_float(price_eur_per_mwh), _as_float(quantity_mw), tif_text, display)
         if not isinstance(client_order_id, str) or not client_order_id \
                 or len(client_order_id) > MAX_CLIENT_ORDER_ID_LENGTH:
             return self._reject_unstored(str(client_order_id), payload, Reason.INVALID_CLIENT_ORDER_ID, now)
@@ -327,7 +358,8 @@ class PaperExchange:
         order = _Order(client_order_id=client_order_id, order_id=self._next_order_id, product=str(product),
                        side=side_value if isinstance(side_value, int) else 0,
                        price_ticks=_ticks(payload[2], TICKS_PER_EUR),
-                       quantity_steps=_ticks(payload[3], STEPS_PER_MW), tif=tif_text, payload=payload)
+                       quantity_steps=_ticks(payload[3], STEPS_PER_MW), tif=tif_text, payload=payload,
+                       display_steps=_ticks(display if isinstance(display, float) else None, STEPS_PER_MW))
         self._next_order_id += 1
         self._orders[client_order_id] = order
         start = len(self.reports)
@@ -341,6 +373,7 @@ class PaperExchange:
         if order.quantity_steps > order.filled_steps:
             if tif_text == "GTC":
                 order.queue_ahead_steps = self._book(order.product).shown_at(order.side, order.price_ticks)
+                order.clip_steps = order.display_steps
                 self._resting.setdefault(order.product, []).append(order)
             else:
                 self._cancel(order, now, Reason.IOC_REMAINDER if tif_text == "IOC" else Reason.FOK_NOT_FILLED)
@@ -394,7 +427,7 @@ class PaperExchange:
         return book
 
     def _validate(self, order: _Order, payload: tuple[Any, ...], now: int) -> Reason | None:
-        _, side_value, price, quantity, tif = payload
+        _, side_value, price, quantity, tif, display = payload
         try:
             window = Product.parse(order.product).trading_window()
         except (ValueError, TypeError, AttributeError):
@@ -415,6 +448,16 @@ class PaperExchange:
         if abs(quantity * STEPS_PER_MW - order.quantity_steps) > _EPSILON * max(1.0, quantity) \
                 or order.quantity_steps <= 0:
             return Reason.INVALID_QUANTITY_STEP
+        if display is not None:
+            if tif != "GTC":
+                return Reason.DISPLAY_QUANTITY_NOT_GTC
+            if not isinstance(display, float) or not math.isfinite(display) or display <= 0 or display >= quantity:
+                return Reason.INVALID_DISPLAY_QUANTITY
+            if abs(display * STEPS_PER_MW - order.display_steps) > _EPSILON * max(1.0, display) \
+                    or order.display_steps <= 0:
+                return Reason.INVALID_DISPLAY_QUANTITY_STEP
+            if order.display_steps >= order.quantity_steps:
+                return Reason.INVALID_DISPLAY_QUANTITY
         if now < window.open_ns:
             return Reason.NOT_OPEN
         if now >= window.local_close_ns:
@@ -428,7 +471,8 @@ class PaperExchange:
                        side=payload[1] if isinstance(payload[1], int) else 0,
                        price_ticks=_ticks(payload[2], TICKS_PER_EUR),
                        quantity_steps=_ticks(payload[3], STEPS_PER_MW), tif=payload[4], payload=payload,
-                       status=OrderStatus.REJECTED, reason=reason)
+                       status=OrderStatus.REJECTED, reason=reason,
+                       display_steps=_ticks(payload[5] if isinstance(payload[5], float) else None, STEPS_PER_MW))
         report = self._emit(ghost, ExecType.REJECT, now, reason=reason)
         return ghost.report(executions=(report,))
 
@@ -493,20 +537,36 @@ class PaperExchange:
             # Price-time priority: best limit first, then submission order (list order; sort is stable).
             ours = sorted((o for o in resting if o.side == side), key=lambda o: -side * o.price_ticks)
             remaining = steps
+            used_clips: list[_Order] = []
             for order in ours:
                 if remaining <= 0:
                     break
                 if side * (order.price_ticks - price_ticks) > 0:  # traded through our price
-                    take = min(remaining, order.leaves_steps)
+                    take = min(remaining, order.visible_steps)
                 elif order.price_ticks == price_ticks and aggressor == -side:  # at our price, hitting our side
                     ahead = order.queue_ahead_steps
                     order.queue_ahead_steps = max(0, ahead - steps)
-                    take = min(max(0, steps - ahead), remaining, order.leaves_steps)
+                    take = min(max(0, steps - ahead), remaining, order.visible_steps)
                 else:
                     continue
                 if take > 0:
                     remaining -= take
+                    if order.display_steps:
+                        order.clip_steps -= take
                     self._fill(order, order.price_ticks, take, ts_ns, Liquidity.MAKER)
+                    if order.display_steps and order.clip_steps <= 0 and order.leaves_steps > 0:
+                        used_clips.append(order)
+            for order in used_clips:  # after the trade is allocated: a new clip at the back of the queue
+                self._refill(order)
+
+    def _refill(self, order: _Order) -> None:
+        """Show an iceberg's next clip: behind what the feed shows at its price now, and behind our other
+        resting orders at that price (it moves to the end of the submission-order list)."""
+        order.clip_steps = min(order.display_steps, order.leaves_steps)
+        order.queue_ahead_steps = self._book(order.product).shown_at(order.side, order.price_ticks)
+        resting = self._resting[order.product]
+        resting.remove(order)
+        resting.append(order)
 
     def _expire(self, ts_ns: int, product: str) -> None:
         for order in list(self._resting.get(product, ())):

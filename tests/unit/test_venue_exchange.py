@@ -181,3 +181,117 @@ def test_simulated_day_fills_stay_within_shown_depth() -> None:
     ex.advance_to(window.local_close_ns)
     assert ex.order("rest").filled_quantity_mw <= 5.0
     assert ex.open_orders() == []
+
+
+# --- iceberg orders ------------------------------------------------------------------------------
+
+
+def fills_of(ex: PaperExchange) -> list[tuple[str, float]]:
+    return [(f.client_order_id, f.quantity_mw) for f in ex.fills()]
+
+
+def test_iceberg_aggressive_part_takes_the_full_quantity_and_the_rest_rests() -> None:
+    ex = book_feed()
+    report = ex.submit("ice", KEY, "BUY", 50.5, 4.0, display_quantity_mw=0.5)
+    assert [(f.price_eur_per_mwh, f.quantity_mw, f.liquidity) for f in ex.fills()] == [
+        (50.0, 1.5, Liquidity.TAKER), (50.5, 2.0, Liquidity.TAKER)]  # hidden quantity takes liquidity too
+    assert report.status is OrderStatus.PARTIALLY_FILLED and report.leaves_quantity_mw == 0.5
+    assert report.display_quantity_mw == 0.5 and ex.open_orders()[0].display_quantity_mw == 0.5
+    assert ex.submit("plain", KEY, "BUY", 40.0, 1.0).display_quantity_mw is None
+
+
+def test_iceberg_trade_larger_than_the_clip_fills_only_the_clip() -> None:
+    # Nothing of the feed at 49.20: no queue ahead. A seller hits 49.20 for 2.5 twice.
+    ex = book_feed(TradeEvent(T0 + 10 * S, KEY, Side.SELL, 49.2, 2.5),
+                   TradeEvent(T0 + 20 * S, KEY, Side.SELL, 49.2, 2.5))
+    ex.submit("ice", KEY, "BUY", 49.2, 3.0, display_quantity_mw=1.0)
+    ex.advance_to(T0 + 10 * S)
+    assert fills_of(ex) == [("ice", 1.0)]  # one clip per trade, not the trade's 2.5
+    assert ex.order("ice").status is OrderStatus.PARTIALLY_FILLED
+    # The clip refilled before this plain order arrived, so it comes first; the rest of the trade goes to the
+    # order behind it (the clip again takes only 1.0 of the 2.5).
+    ex.submit("plain", KEY, "BUY", 49.2, 2.0)
+    ex.advance_to(T0 + 20 * S)
+    assert fills_of(ex) == [("ice", 1.0), ("ice", 1.0), ("plain", 1.5)]
+    assert ex.order("ice").leaves_quantity_mw == 1.0
+
+
+def test_iceberg_refill_goes_to_the_back_of_the_queue_with_a_new_queue_ahead() -> None:
+    # We join the 49.50 bid behind 2.0 MW: the iceberg (clip 0.5) first, then a plain order. The feed then
+    # shows 1.2 MW at 49.50, and sellers hit 49.50 for 2.5, 1.0, 0.5, 1.0.
+    ex = book_feed(BookEvent(T0 + 5 * S, KEY, Side.BUY, 0, 49.5, 1.2),
+                   TradeEvent(T0 + 10 * S, KEY, Side.SELL, 49.5, 2.5),
+                   TradeEvent(T0 + 20 * S, KEY, Side.SELL, 49.5, 1.0),
+                   TradeEvent(T0 + 30 * S, KEY, Side.SELL, 49.5, 0.5),
+                   TradeEvent(T0 + 40 * S, KEY, Side.SELL, 49.5, 1.0))
+    ex.submit("ice", KEY, "BUY", 49.5, 2.0, display_quantity_mw=0.5)
+    ex.submit("p", KEY, "BUY", 49.5, 1.0)
+    ex.advance_to(T0 + 10 * S)  # 2.0 ahead worked off; the clip fills 0.5, the plain order 0.5
+    assert fills_of(ex) == [("ice", 0.5), ("p", 0.5)]
+    # The new clip is behind the plain order and behind the 1.2 MW the feed shows now: the next 1.0 fills
+    # the plain order and only works off the iceberg's new queue (0.2 left ahead of it).
+    ex.advance_to(T0 + 20 * S)
+    assert fills_of(ex)[2:] == [("p", 0.5)]
+    ex.advance_to(T0 + 30 * S)
+    assert fills_of(ex)[3:] == [("ice", 0.3)]
+    ex.advance_to(T0 + 40 * S)  # 0.2 of the clip left: the trade fills that, then the clip refills
+    assert fills_of(ex)[4:] == [("ice", 0.2)]
+    assert ex.order("ice").leaves_quantity_mw == 1.0 and ex.order("ice").is_open
+    assert all(f.liquidity is Liquidity.MAKER and f.price_eur_per_mwh == 49.5 for f in ex.fills())
+
+
+def test_iceberg_fills_never_exceed_its_quantity() -> None:
+    trades = [TradeEvent(T0 + i * S, KEY, Side.SELL, 48.0, 5.0) for i in (10, 20, 30, 40)]
+    ex = book_feed(*trades)
+    ex.submit("ice", KEY, "BUY", 49.2, 1.0, display_quantity_mw=0.4)
+    ex.advance_to(T0 + 40 * S)
+    assert fills_of(ex) == [("ice", 0.4), ("ice", 0.4), ("ice", 0.2)]  # through trades: a clip each, last one short
+    final = ex.order("ice")
+    assert final.status is OrderStatus.FILLED and final.filled_quantity_mw == 1.0 and final.leaves_quantity_mw == 0
+    assert ex.open_orders() == []
+
+
+def test_iceberg_validation_reason_codes() -> None:
+    ex = book_feed()
+    cases: dict[tuple[str, float, str, object], Reason] = {
+        ("zero", 2.0, "GTC", 0.0): Reason.INVALID_DISPLAY_QUANTITY,
+        ("neg", 2.0, "GTC", -0.5): Reason.INVALID_DISPLAY_QUANTITY,
+        ("all", 2.0, "GTC", 2.0): Reason.INVALID_DISPLAY_QUANTITY,
+        ("more", 2.0, "GTC", 2.5): Reason.INVALID_DISPLAY_QUANTITY,
+        ("huge", 2.0, "GTC", 1e15): Reason.INVALID_DISPLAY_QUANTITY,
+        ("nan", 2.0, "GTC", float("nan")): Reason.INVALID_DISPLAY_QUANTITY,
+        ("text", 2.0, "GTC", "0.5"): Reason.INVALID_DISPLAY_QUANTITY,
+        ("bool", 2.0, "GTC", True): Reason.INVALID_DISPLAY_QUANTITY,
+        ("step", 2.0, "GTC", 0.25): Reason.INVALID_DISPLAY_QUANTITY_STEP,
+        ("tiny", 2.0, "GTC", 0.04): Reason.INVALID_DISPLAY_QUANTITY_STEP,
+        ("ioc", 2.0, "IOC", 0.5): Reason.DISPLAY_QUANTITY_NOT_GTC,
+        ("fok", 2.0, "fok", 0.5): Reason.DISPLAY_QUANTITY_NOT_GTC,
+        ("qty", 2.05, "GTC", 0.5): Reason.INVALID_QUANTITY_STEP,  # the order's own checks come first
+    }
+    for (cid, qty, tif, display), reason in cases.items():
+        report = ex.submit(cid, KEY, "BUY", 50.5, qty, tif, display_quantity_mw=display)
+        assert report.status is OrderStatus.REJECTED and report.reason is reason, (cid, report.reason)
+    assert ex.fills() == [] and ex.open_orders() == []  # marketable, yet nothing was taken
+    ok = ex.submit("ok", KEY, "BUY", 40.0, 2.0, display_quantity_mw=0.1)
+    assert ok.status is OrderStatus.NEW and ok.display_quantity_mw == 0.1
+    assert ex.submit("null", KEY, "BUY", 40.0, 2.0, display_quantity_mw=None).display_quantity_mw is None
+
+
+def test_iceberg_replay_and_duplicate_client_order_id() -> None:
+    ex = book_feed()
+    first = ex.submit("i", KEY, "BUY", 45.0, 2.0, display_quantity_mw=0.5)
+    again = ex.submit("i", KEY, "BUY", 45.0, 2.0, display_quantity_mw=0.5)
+    assert again.replayed and again.order_id == first.order_id and again.display_quantity_mw == 0.5
+    for display in (0.6, None):
+        dup = ex.submit("i", KEY, "BUY", 45.0, 2.0, display_quantity_mw=display)
+        assert dup.status is OrderStatus.REJECTED and dup.reason is Reason.DUPLICATE_CLIENT_ORDER_ID
+    ex.submit("plain", KEY, "BUY", 45.0, 2.0)
+    assert ex.submit("plain", KEY, "BUY", 45.0, 2.0, display_quantity_mw=0.5).reason \
+        is Reason.DUPLICATE_CLIENT_ORDER_ID
+    assert ex.submit("plain", KEY, "BUY", 45.0, 2.0).replayed
+    assert ex.order("i").display_quantity_mw == 0.5 and ex.order("plain").display_quantity_mw is None
+    assert len(ex.open_orders()) == 2
+    # A rejected iceberg is remembered too: the same bad display again is a replay of the reject.
+    assert ex.submit("bad", KEY, "BUY", 45.0, 2.0, display_quantity_mw=0.25).reason \
+        is Reason.INVALID_DISPLAY_QUANTITY_STEP
+    assert ex.submit("bad", KEY, "BUY", 45.0, 2.0, display_quantity_mw=0.25).replayed
