@@ -165,10 +165,15 @@ class OrderRequest:
     price_eur_per_mwh: float
     quantity_mw: float
     tif: str = "GTC"
+    display_quantity_mw: float | None = None  # an iceberg's visible clip (GTC only); None: a plain order
 
     def payload(self) -> dict[str, Any]:
-        return {"client_order_id": self.client_order_id, "product": self.product, "side": self.side,
-                "price_eur_per_mwh": self.price_eur_per_mwh, "quantity_mw": self.quantity_mw, "tif": self.tif}
+        body: dict[str, Any] = {
+            "client_order_id": self.client_order_id, "product": self.product, "side": self.side,
+            "price_eur_per_mwh": self.price_eur_per_mwh, "quantity_mw": self.quantity_mw, "tif": self.tif}
+        if self.display_quantity_mw is not None:
+            body["display_quantity_mw"] = self.display_quantity_mw
+        return body
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,11 @@ Endpoints (JSON bodies and answers; every non-admin endpoint but ``/health`` nee
 
     GET    /health                    200 {"status":"ok","clock_ns":..}   (503 in fault mode "down")
     POST   /orders                    {"client_order_id","product","side","price_eur_per_mwh","quantity_mw",
-                                       "tif"?}  -> 201 new order, 200 replay of a known id,
-                                       409 DUPLICATE_CLIENT_ORDER_ID, 422 other rejects, 400 bad body
+                                       "tif"?,"display_quantity_mw"?}  -> 201 new order, 200 replay of a
+                                       known id, 409 DUPLICATE_CLIENT_ORDER_ID, 422 other rejects, 400 bad
+                                       body; ``display_quantity_mw`` (absent or null: a plain order) makes a
+                                       GTC iceberg (the exchange module docstring has the rules); orders
+                                       answer it back (null for a plain order)
     GET    /orders                    200 [open orders]
     GET    /orders/{client_order_id}  200 order, 404 unknown
     DELETE /orders/{client_order_id}  200 order (cancelled, or as it was if already done), 404 unknown
@@ -478,7 +481,8 @@ class _VenueHandler(BaseHTTPRequestHandler):
             with lock:
                 report = exchange.submit(fields["client_order_id"], fields["product"], fields["side"],
                                          fields["price_eur_per_mwh"], fields["quantity_mw"],
-                                         tif=fields.get("tif", "GTC"))
+                                         tif=fields.get("tif", "GTC"),
+                                         display_quantity_mw=fields.get("display_quantity_mw"))
             if report.replayed:
                 return 200, report
             if report.reason is Reason.DUPLICATE_CLIENT_ORDER_ID:

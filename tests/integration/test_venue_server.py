@@ -97,6 +97,30 @@ def test_admin_clock_drives_passive_fills(venue: VenueServer) -> None:
     assert state["status"] == "PARTIALLY_FILLED" and state["filled_quantity_mw"] == 3.0
 
 
+def test_iceberg_over_http_is_read_back_and_fills_a_clip_per_trade(venue: VenueServer) -> None:
+    from connectors.venue.client import OrderRequest
+
+    body = OrderRequest("ice", KEY, "BUY", 46.0, 5.0, display_quantity_mw=1.0).payload()
+    assert OrderRequest("plain", KEY, "BUY", 46.0, 5.0).payload().keys() == order("plain").keys()
+    status, created, _ = call(venue, "POST", "/orders", body)
+    assert status == 201 and created["status"] == "NEW" and created["display_quantity_mw"] == 1.0
+    assert call(venue, "POST", "/orders", body)[1]["replayed"]
+    assert call(venue, "POST", "/orders", {**body, "display_quantity_mw": 2.0})[0] == 409
+    assert call(venue, "POST", "/orders", {**body, "display_quantity_mw": None})[0] == 409
+    status, ioc, _ = call(venue, "POST", "/orders", {**body, "client_order_id": "ioc", "tif": "IOC"})
+    assert status == 422 and ioc["reason"] == "DISPLAY_QUANTITY_NOT_GTC"
+    status, step, _ = call(venue, "POST", "/orders", {**body, "client_order_id": "s", "display_quantity_mw": 0.15})
+    assert status == 422 and step["reason"] == "INVALID_DISPLAY_QUANTITY_STEP"
+    assert call(venue, "POST", "/orders", order("p", price=40.0))[1]["display_quantity_mw"] is None
+    listed = {o["client_order_id"]: o["display_quantity_mw"] for o in call(venue, "GET", "/orders")[1]}
+    assert listed == {"ice": 1.0, "p": None}
+    # A seller trades 3.0 at 45.00, through our 46.00: the iceberg fills its 1.0 clip, not 3.0.
+    call(venue, "POST", "/admin/clock", {"ts_ns": T0 + 61 * NS_PER_SECOND}, key=ADMIN)
+    state = call(venue, "GET", "/orders/ice")[1]
+    assert state["status"] == "PARTIALLY_FILLED" and state["filled_quantity_mw"] == 1.0
+    assert state["display_quantity_mw"] == 1.0 and state["leaves_quantity_mw"] == 4.0
+
+
 def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
     server = VenueServer(handmade_feed(feed_events()), port=free_port(), api_keys=[API, "other"],
                          rate_limit_per_s=5).start()
