@@ -84,7 +84,7 @@ class EngineSettings:
     def from_settings(cls, settings: ExecutionSettings) -> EngineSettings:
         sizing = SizingSettings(depth_share=settings.depth_share, volume_share=settings.volume_share,
                                 max_clip_mw=settings.max_clip_mw, urgency_window_min=settings.urgency_window_min,
-                                ioc_urgency=settings.ioc_urgency)
+                                ioc_urgency=settings.ioc_urgency, iceberg_display_mw=settings.iceberg_display_mw)
         limits = RiskLimits(collar_eur_per_mwh=settings.collar_eur_per_mwh,
                             max_order_volume_mw=settings.max_order_volume_mw,
                             max_order_value_eur=settings.max_order_value_eur,

@@ -12,7 +12,8 @@ For one product, given the latest signal of a model, the features at that moment
   ``bid + u x (ask - bid)`` rounded down to the 0.01 EUR/MWh tick, a sell at ``ask - u x (ask - bid)``
   rounded up; with one side of the book empty, the other side's best (joined passively); with both empty,
   no order. Prices may be negative.
-* **time in force**: IOC once ``u >= ioc_urgency``, GTC before.
+* **time in force**: IOC once ``u >= ioc_urgency``, GTC before; a GTC clip larger than ``iceberg_display_mw``
+  (when set) rests as an iceberg showing that much.
 * **no order** at or after the product's (area) gate closure: ``minutes_to_gate_closure <= 0``.
 * **estimated slippage** against the arrival mid, EUR/MWh (positive = a cost): ``price - mid`` for a buy,
   ``mid - price`` for a sell.
@@ -41,6 +42,8 @@ class SizingSettings:
     min_clip_mw: float = QUANTITY_STEP_MW
     urgency_window_min: float = 120.0
     ioc_urgency: float = 0.8
+    #: A resting (GTC) order larger than this shows only this much (an iceberg); 0: never.
+    iceberg_display_mw: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,7 @@ class OrderPlan:
     arrival_mid_eur_per_mwh: float
     estimated_slippage_eur_per_mwh: float
     signal_ts_ns: int
+    display_quantity_mw: float | None = None  # an iceberg's visible clip
 
 
 def client_order_id(product: str, model: str, ts_ns: int, trade_id: int) -> str:
@@ -138,7 +142,10 @@ def plan_from_market(product: str, model: str, ts_ns: int, trade_id: int, target
     price = _tick(raw, side)
     mid = market.mid_eur_per_mwh if math.isfinite(market.mid_eur_per_mwh) else raw
     slippage = price - mid if side is Side.BUY else mid - price
+    tif = "IOC" if u >= settings.ioc_urgency else "GTC"
+    display = settings.iceberg_display_mw
+    iceberg = tif == "GTC" and 0 < display < quantity - 1e-9
     return OrderPlan(
         client_order_id(product, model, ts_ns, trade_id), product, model, side,
-        price, round(quantity, 1), "IOC" if u >= settings.ioc_urgency else "GTC", u, mid, slippage, ts_ns,
+        price, round(quantity, 1), tif, u, mid, slippage, ts_ns, _steps_down(display) if iceberg else None,
     )

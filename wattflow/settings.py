@@ -203,6 +203,8 @@ class ExecutionSettings(BaseSettings):
     max_clip_mw: float = Field(default=5.0, gt=0)
     urgency_window_min: float = Field(default=120.0, gt=0)
     ioc_urgency: float = Field(default=0.8, ge=0, le=1)
+    #: A resting order larger than this shows only this much at the venue (an iceberg); 0: no icebergs.
+    iceberg_display_mw: float = Field(default=0.0, ge=0)
     #: A resting order older than this (market time) is cancelled and, if still wanted, replaced.
     order_ttl_s: float = Field(default=300.0, gt=0)
     #: A resting order priced this many EUR/MWh off the price the sizing would now choose is replaced.

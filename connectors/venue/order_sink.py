@@ -86,6 +86,7 @@ class OrderRecord:
     reason: str = ""
     decided_wall_ns: int = 0
     answered_wall_ns: int = 0
+    display_quantity_mw: float | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps({name: getattr(self, name) for name in self.__slots__})
@@ -98,13 +99,14 @@ def _submit_record(command: Submit, status: str, *, attempts: int = 0, reason: s
     return OrderRecord(command.ts_ns, plan.product, plan.client_order_id, "SUBMIT", status, plan.model,
                        int(plan.side), plan.price_eur_per_mwh, plan.quantity_mw, plan.tif, plan.urgency,
                        plan.arrival_mid_eur_per_mwh, plan.estimated_slippage_eur_per_mwh, plan.signal_ts_ns,
-                       attempts, latency, reason, command.decided_wall_ns, answered_wall_ns)
+                       attempts, latency, reason, command.decided_wall_ns, answered_wall_ns,
+                       plan.display_quantity_mw)
 
 
 def _request(command: Submit) -> OrderRequest:
     plan = command.plan
     return OrderRequest(plan.client_order_id, plan.product, plan.side.name, plan.price_eur_per_mwh,
-                        plan.quantity_mw, plan.tif)
+                        plan.quantity_mw, plan.tif, display_quantity_mw=plan.display_quantity_mw)
 
 
 @dataclass(slots=True)

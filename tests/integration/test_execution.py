@@ -33,7 +33,7 @@ def venue(tmp_path: Path) -> Iterator[VenueServer]:
 
 def test_signals_become_orders_at_the_venue_once_even_when_the_flow_runs_again(
         settings: Settings, unique: str, venue: VenueServer) -> None:
-    s = venue_settings(with_topics(settings, unique), venue, clip_interval_s=0.0)
+    s = venue_settings(with_topics(settings, unique), venue, clip_interval_s=0.0, iceberg_display_mw=1.0)
     base = random.randrange(10**9)
     batch = signals([3.0, 3.0, 8.0, 8.0, -2.0], first_trade=base)
     records = signal_records(batch, s.topics.signals)
@@ -47,6 +47,11 @@ def test_signals_become_orders_at_the_venue_once_even_when_the_flow_runs_again(
     acks = acks_at_venue(venue)
     assert sorted(acks) == sorted(o["client_order_id"] for o in submitted)  # each order once at the venue
     assert all(o["quantity_mw"] <= 0.25 * 30.0 for o in submitted)  # depth share of the 30 MW shown
+    icebergs = [o for o in submitted if o["display_quantity_mw"] is not None]
+    assert icebergs and all(o["display_quantity_mw"] == 1.0 for o in icebergs)
+    with venue.lock:
+        shown = {o.client_order_id: o.display_quantity_mw for o in venue.exchange.open_orders()}
+    assert all(shown[o["client_order_id"]] == 1.0 for o in icebergs if o["client_order_id"] in shown)
 
     # The flow runs again over the same signals (as after a crash without recovery): same ids, replays only.
     run_main(execution_flow.get_flow(s, tail=False))

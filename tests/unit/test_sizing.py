@@ -110,3 +110,17 @@ def test_plans_respect_every_limit(target: float, position: float, depth: float,
     assert round(plan.quantity_mw * 10, 6) == round(plan.quantity_mw * 10)
     assert bid - 0.01 <= plan.price_eur_per_mwh <= bid + spread + 0.01
     assert (plan.side is Side.BUY) == (target > position)
+
+
+def test_a_resting_clip_larger_than_the_display_is_an_iceberg() -> None:
+    from operators.sizing import MarketSnapshot, SizingSettings, plan_from_market
+
+    market = MarketSnapshot(180.0, 49.0, 51.0, 50.0, 40.0, 40.0, 200.0)
+    settings = SizingSettings(iceberg_display_mw=1.0)
+    plan = plan_from_market(PRODUCT, "m", 1, 1, 4.0, market=market, position_mw=0.0, settings=settings)
+    assert plan is not None and plan.tif == "GTC" and plan.quantity_mw == 4.0 and plan.display_quantity_mw == 1.0
+    small = plan_from_market(PRODUCT, "m", 1, 1, 0.8, market=market, position_mw=0.0, settings=settings)
+    assert small is not None and small.display_quantity_mw is None
+    urgent = MarketSnapshot(5.0, 49.0, 51.0, 50.0, 40.0, 40.0, 200.0)
+    ioc = plan_from_market(PRODUCT, "m", 1, 1, 4.0, market=urgent, position_mw=0.0, settings=settings)
+    assert ioc is not None and ioc.tif == "IOC" and ioc.display_quantity_mw is None
