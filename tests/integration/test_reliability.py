@@ -185,3 +185,57 @@ def test_signals_flow_sigkilled_and_resumed_gives_the_signals_of_an_uninterrupte
           f"of an uninterrupted run; hashes {resumed[:12]} / {expected[:12]}")
     assert kills >= 1
     assert (resumed, resumed_count) == (expected, expected_count)
+
+
+def test_kafka_broker_killed_and_restarted_while_trading_loses_no_order(fault_stack: Stack, unique: str,
+                                                                       tmp_path: Path) -> None:
+    """R2: the broker is SIGKILLed and restarted while the execution flow trades; every order the venue took
+    has its record on the orders topic, and none was sent twice."""
+    from connectors.kafka.producer import CheckedProducer
+    from connectors.kafka.records import signal_records
+    from tests.trading import T0, acks_at_venue, execution_env, orders, signals, start_venue, venue_settings
+
+    products = [f"DE-LU:2018-10-28T{hour:02d}:00Z:PT60M" for hour in range(12, 16)]
+    venue = start_venue(tmp_path, products)
+    settings = venue_settings(with_topics(fault_stack.settings, unique, partitions=2), venue, clip_interval_s=0.0,
+                              order_ttl_s=3600.0, max_orders_per_interval=100_000)
+    log = tmp_path / "flow.log"
+    flow = subprocess.Popen(bytewax_command("execution", tail=True, batch_size=500, workers=1, recovery=None,
+                                            snapshot_interval_s=1), env=execution_env(settings, venue),
+                            stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    rounds, killed_at = 30, 10
+    try:
+        for k in range(rounds):
+            if k == killed_at:
+                fault_stack.kafka().process.kill()
+                time.sleep(2.0)
+                fault_stack.up()
+            producer = CheckedProducer(settings.kafka)
+            for i, product in enumerate(products):
+                batch = signals([4.0 if k % 2 else -4.0], first_trade=90_000 + k * 10 + i, product=product,
+                                start_ns=T0 + k * 20_000_000_000, gap_s=1)
+                records = signal_records(batch, settings.topics.signals)
+                producer.produce_many(records.topic, [str(key) for key in records.keys], records.values)
+            producer.flush(120)
+            time.sleep(0.3)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert flow.poll() is None, log.read_text()[-3000:]
+            recorded = {r["client_order_id"] for r in orders(settings, idle_timeout_s=1)
+                        if r["action"] == "SUBMIT" and r["status"] in ("ACKED", "REPLAYED", "RESENT")}
+            if set(acks_at_venue(venue)) <= recorded and len(recorded) >= 4 * rounds:
+                break
+            time.sleep(1)
+    finally:
+        flow.terminate()
+        flow.wait(30)
+        venue.stop()
+    acks = acks_at_venue(venue)
+    recorded = {r["client_order_id"] for r in orders(settings)
+                if r["action"] == "SUBMIT" and r["status"] in ("ACKED", "REPLAYED", "RESENT")}
+    print(f"\nR2: broker SIGKILLed and restarted after {killed_at} of {rounds} rounds; orders at the venue "
+          f"{len(acks)} (duplicates {len(acks) - len(set(acks))}); acknowledged orders recorded on the orders "
+          f"topic {len(recorded & set(acks))} of {len(set(acks))}; missing {len(set(acks) - recorded)}")
+    assert len(acks) == len(set(acks))
+    assert set(acks) <= recorded  # sent = acknowledged = consumed
+    assert len(set(acks)) >= 4 * rounds  # every round's order per product reached the venue
