@@ -30,7 +30,7 @@ Variants, one stack, each with fresh topics and fresh flow processes:
   cadence, ``POST /orders`` and ``DELETE`` the previous order with the same HTTP client) in its own
   process, tuned Kafka: the floor of one Kafka hop plus HTTP on this box.
 
-    python -m benchmarks.bench_tick_to_order [--quick] [--duration S] [--rates 1000 10000 half]
+    python -m benchmarks.bench_tick_to_order [--quick] [--duration S] [--rates 1000 half 10000]
 """
 
 from __future__ import annotations
@@ -785,9 +785,10 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="short phases and a short ramp (about 4 minutes)")
     p.add_argument("--duration", type=float, default=15.0, help="seconds of load per rate (default 15)")
-    p.add_argument("--rates", nargs="+", default=["1000", "10000", "half"],
-                   help="messages/s to measure; 'half' = half of the maximum sustained rate (default 1000 10000 half)")
-    p.add_argument("--ramp", nargs="+", type=float, default=[2500, 5000, 7500, 10000, 15000, 20000],
+    p.add_argument("--rates", nargs="+", default=["1000", "half", "10000"],
+                   help="messages/s to measure, in this order (the overload last, so its backlog does not spill "
+                   "into the others); 'half' = half of the maximum sustained rate (default 1000 half 10000)")
+    p.add_argument("--ramp", nargs="+", type=float, default=[500, 1000, 1500, 2500, 5000, 10000],
                    help="rates tried to find the maximum sustained rate, in order, stopping at the first that "
                    "falls behind")
     p.add_argument("--ramp-s", type=float, default=6.0, help="seconds per ramp step (default 6)")

@@ -84,7 +84,8 @@ class EngineSettings:
     def from_settings(cls, settings: ExecutionSettings) -> EngineSettings:
         sizing = SizingSettings(depth_share=settings.depth_share, volume_share=settings.volume_share,
                                 max_clip_mw=settings.max_clip_mw, urgency_window_min=settings.urgency_window_min,
-                                ioc_urgency=settings.ioc_urgency, iceberg_display_mw=settings.iceberg_display_mw)
+                                ioc_urgency=settings.ioc_urgency, iceberg_display_mw=settings.iceberg_display_mw,
+                                ioc_cross_eur_per_mwh=settings.ioc_cross_eur_per_mwh)
         limits = RiskLimits(collar_eur_per_mwh=settings.collar_eur_per_mwh,
                             max_order_volume_mw=settings.max_order_volume_mw,
                             max_order_value_eur=settings.max_order_value_eur,
@@ -309,7 +310,10 @@ class ExecutionEngine:
     def _target_mw(self, product: str, position_mw: float, minutes_to_gate_closure: float) -> float:
         if minutes_to_gate_closure <= self.settings.flatten_before_gate_min:
             return 0.0
-        limit = self.settings.limits.max_product_position_mw
+        limits = self.settings.limits
+        # Headroom under the account's total: what the other products' worst-case exposure leaves.
+        others = self.risk.total_exposure_mw() - self.risk.exposure_mw(product)
+        limit = max(min(limits.max_product_position_mw, limits.max_total_position_mw - others), 0.0)
         target = float(np.clip(sum(self.state.targets_mw.get(product, {}).values()), -limit, limit))
         if self.trading_state is TradingState.REDUCING:
             target = min(max(target, min(position_mw, 0.0)), max(position_mw, 0.0))

@@ -12,8 +12,9 @@ For one product, given the latest signal of a model, the features at that moment
   ``bid + u x (ask - bid)`` rounded down to the 0.01 EUR/MWh tick, a sell at ``ask - u x (ask - bid)``
   rounded up; with one side of the book empty, the other side's best (joined passively); with both empty,
   no order. Prices may be negative.
-* **time in force**: IOC once ``u >= ioc_urgency``, GTC before; a GTC clip larger than ``iceberg_display_mw``
-  (when set) rests as an iceberg showing that much.
+* **time in force**: IOC once ``u >= ioc_urgency``, GTC before; an IOC reaches ``ioc_cross_eur_per_mwh``
+  further (the book it was priced on is a moment old when it arrives); a GTC clip larger than
+  ``iceberg_display_mw`` (when set) rests as an iceberg showing that much.
 * **no order** at or after the product's (area) gate closure: ``minutes_to_gate_closure <= 0``.
 * **estimated slippage** against the arrival mid, EUR/MWh (positive = a cost): ``price - mid`` for a buy,
   ``mid - price`` for a sell.
@@ -42,6 +43,9 @@ class SizingSettings:
     min_clip_mw: float = QUANTITY_STEP_MW
     urgency_window_min: float = 120.0
     ioc_urgency: float = 0.8
+    #: How far an urgent (IOC) order may reach beyond the other side's best, EUR/MWh: the book it was priced
+    #: on is a moment old by the time the order arrives.
+    ioc_cross_eur_per_mwh: float = 0.5
     #: A resting (GTC) order larger than this shows only this much (an iceberg); 0: never.
     iceberg_display_mw: float = 0.0
 
@@ -139,10 +143,12 @@ def plan_from_market(product: str, model: str, ts_ns: int, trade_id: int, target
         raw = bid if math.isfinite(bid) else ask
     else:
         return None
+    tif = "IOC" if u >= settings.ioc_urgency else "GTC"
+    if tif == "IOC" and math.isfinite(bid) and math.isfinite(ask):
+        raw += settings.ioc_cross_eur_per_mwh * side
     price = _tick(raw, side)
     mid = market.mid_eur_per_mwh if math.isfinite(market.mid_eur_per_mwh) else raw
     slippage = price - mid if side is Side.BUY else mid - price
-    tif = "IOC" if u >= settings.ioc_urgency else "GTC"
     display = settings.iceberg_display_mw
     iceberg = tif == "GTC" and 0 < display < quantity - 1e-9
     return OrderPlan(

@@ -203,6 +203,8 @@ class ExecutionSettings(BaseSettings):
     max_clip_mw: float = Field(default=5.0, gt=0)
     urgency_window_min: float = Field(default=120.0, gt=0)
     ioc_urgency: float = Field(default=0.8, ge=0, le=1)
+    #: How far an urgent (IOC) order may reach beyond the other side's best price.
+    ioc_cross_eur_per_mwh: float = Field(default=0.5, ge=0)
     #: A resting order larger than this shows only this much at the venue (an iceberg); 0: no icebergs.
     iceberg_display_mw: float = Field(default=0.0, ge=0)
     #: A resting order older than this (market time) is cancelled and, if still wanted, replaced.

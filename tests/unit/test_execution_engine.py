@@ -235,3 +235,13 @@ def test_the_last_minutes_before_gate_closure_flatten_the_position() -> None:
     e.on_reports([fill(order, 3.0, 1, "FILLED")])
     (flatten,) = submits(e.on_signals([row(CLOSE - 5 * NS_PER_MINUTE, 3.0, trade_id=2)]))
     assert flatten.plan.side < 0 and flatten.plan.quantity_mw == 3.0 and flatten.plan.tif == "IOC"
+
+
+def test_targets_stay_within_what_the_total_position_limit_leaves() -> None:
+    e = engine(max_total_position_mw=6.0)
+    (first,) = submits(e.on_signals([row(T0, 5.0)]))
+    e.on_reports([fill(first, 5.0, 1, "FILLED")])
+    out = e.on_signals([row(T0 + NS_PER_SECOND, 5.0, product=OTHER, trade_id=2)])
+    (second,) = submits(out)
+    assert second.plan.quantity_mw == 1.0  # 6 MW in total, 5 of them already held elsewhere
+    assert not [ev for ev in out.events if ev.kind == "RISK_DENIED"]

@@ -45,8 +45,9 @@ def test_at_closure_a_sell_crosses_to_the_bid_as_ioc() -> None:
     plan = plan_order(_signal(-3.0), _features(minutes_to_gate_closure=1.0), position_mw=0.0)
     assert plan is not None
     assert plan.side is Side.SELL and plan.tif == "IOC"
-    assert plan.price_eur_per_mwh == pytest.approx(40.02)  # ask - 0.99 x spread, rounded up to the tick
-    assert plan.estimated_slippage_eur_per_mwh == pytest.approx(41.0 - 40.02)
+    # ask - 0.99 x spread, 0.5 further to reach a book that may have moved, rounded up to the tick
+    assert plan.price_eur_per_mwh == pytest.approx(39.52)
+    assert plan.estimated_slippage_eur_per_mwh == pytest.approx(41.0 - 39.52)
 
 
 def test_size_never_exceeds_the_share_of_depth_volume_or_clip() -> None:
@@ -108,7 +109,8 @@ def test_plans_respect_every_limit(target: float, position: float, depth: float,
     assert plan.quantity_mw <= min(abs(target - position), limits.max_clip_mw, limits.depth_share * depth,
                                    limits.volume_share * volume) + 1e-9
     assert round(plan.quantity_mw * 10, 6) == round(plan.quantity_mw * 10)
-    assert bid - 0.01 <= plan.price_eur_per_mwh <= bid + spread + 0.01
+    reach = limits.ioc_cross_eur_per_mwh if plan.tif == "IOC" else 0.0
+    assert bid - reach - 0.01 <= plan.price_eur_per_mwh <= bid + spread + reach + 0.01
     assert (plan.side is Side.BUY) == (target > position)
 
 
