@@ -82,6 +82,17 @@ def run_settings(settings: Settings, run_id: str, venue_port: int, api_key: str)
     return settings.model_copy(update={"topics": topics, "venue": venue})
 
 
+def compressed_time(settings: Settings, speed: float, latency_s: float = 1.0) -> Settings:
+    """Execution settings for a market played ``speed`` times faster than real time: a second of the
+    pipeline's latency is ``speed`` seconds of market time, so flattening starts early enough for the orders
+    to arrive before gate closure."""
+    minutes = latency_s * speed / 60.0
+    execution = settings.execution
+    update = {"flatten_before_gate_min": max(execution.flatten_before_gate_min, 2 * minutes),
+              "urgency_window_min": max(execution.urgency_window_min, 4 * minutes)}
+    return settings.model_copy(update={"execution": execution.model_copy(update=update)})
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """WATTFLOW_* variables that give a flow process these settings (what differs from the defaults)."""
     env = {
@@ -151,13 +162,14 @@ def run_trading_day(settings: Settings, frame: FeedFrame, feed_path: Path, *, sp
     from connectors.kafka.producer import CheckedProducer
     from connectors.venue.adapter import VenueAdapter
     from connectors.venue.server import VenueServer
+    from flows.execution import control_message
     from wattflow.stack.process import free_port
 
     run_id = str(time.time_ns() // 1000)[:13]
     api_key = secrets.token_urlsafe(16)
     venue = VenueServer(frame, port=free_port(), host=settings.venue.host, api_keys=[api_key],
                         admin_key=secrets.token_urlsafe(16), rate_limit_per_s=1_000)
-    run = run_settings(settings, run_id, venue.port, api_key)
+    run = compressed_time(run_settings(settings, run_id, venue.port, api_key), speed)
     prepare_run(run, frame, run_id)
     day = TradingDay(run, speed)
     logs = settings.state_dir / "logs" / "demo"
@@ -180,7 +192,20 @@ def run_trading_day(settings: Settings, frame: FeedFrame, feed_path: Path, *, sp
             flows[name] = _flow(name, run, day.logs[name])
         producer = CheckedProducer(run.kafka)
         producer.produce_many(run.topics.raw, ["bad"] * len(bad), bad)
+        producer.produce(run.topics.control, control_message("resume", by="demo", reason="ready check"),
+                         key=b"control")
         producer.flush(30)
+        # The market clock starts once the flows read their inputs: the ingest flow has dead-lettered the bad
+        # messages and the execution flow has answered the control message (at this speed a second of start-up
+        # would be half an hour of the market).
+        show("starting the flows")
+        ready_by = time.monotonic() + 120
+        while time.monotonic() < ready_by:
+            _check(flows, day)
+            ends = _end_offsets(run, [run.topics.dlq, run.topics.events])
+            if ends[run.topics.dlq] >= len(bad) and ends[run.topics.events] >= 1:
+                break
+            time.sleep(0.25)
         adapter.start()
         venue.set_speed(speed)
         deadline = time.monotonic() + timeout_s

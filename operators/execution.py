@@ -15,10 +15,11 @@ For each row, in order, so the decisions do not depend on how rows were batched:
 2. the **working position** is the filled position plus the unfilled rest of the product's working order
    (at most one working order per product);
 3. a working order is **cancelled and replaced** when it is older than ``order_ttl_ns``, on the wrong side
-   for the target, or priced ``reprice_eur_per_mwh`` or more off the price sizing would choose now. The
-   engine treats a cancelled order as gone at once (its remainder leaves the working position and the risk
-   exposure), so the replacement goes out in the same step; a fill that races the cancel is booked when it
-   is reported;
+   for the target, or priced ``reprice_eur_per_mwh`` or more off the price sizing would choose now. Sizing
+   treats a cancelled order as gone at once, so the replacement goes out in the same step, but pre-trade risk
+   keeps counting its remainder as if it would fill until a report closes it (the venue's cancel, fill or
+   reject, or the order sink's report for an order that never reached the venue): a fill that wins the race
+   against the cancel can never take a position beyond its limits;
 4. with no working order and ``clip_interval_ns`` passed since the product's last order, sizing
    (``operators.sizing``) plans a clip: a share of the depth near the touch and of recent volume, priced by
    urgency, never after the gate closure; then pre-trade risk (``operators.risk``) approves it (a Submit
@@ -334,9 +335,9 @@ class ExecutionEngine:
         return None
 
     def _cancel(self, working: WorkingOrder, reason: str, ts_ns: int) -> Cancel:
-        """Forget a working order now (cancel/replace): its remainder no longer counts anywhere."""
+        """Stop working an order now (cancel/replace): sizing no longer counts it, but pre-trade risk does until
+        a report closes it (the cancel may lose the race against a fill), so no race can break a limit."""
         del self.state.working[working.product]
-        self.risk.on_order_closed(working.client_order_id)
         return Cancel(working.client_order_id, working.product, reason, ts_ns)
 
     # -- the clock and gate closure ---------------------------------------------------------------

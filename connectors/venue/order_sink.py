@@ -15,7 +15,11 @@ For each :class:`~operators.execution.EngineOutput` of a batch, in order:
    * ``CancelAll`` (kill switch): everything kept unsent is dropped, then ``DELETE /orders``; kept and
      retried until the venue confirms.
 
-2. **Everything is recorded** with delivery checked: one record per command and outcome on the ``orders``
+2. **Orders the venue will never report on** (dropped while kept, not sent because of the kill switch, or
+   unknown to the venue when cancelled) get an execution report from the sink itself (``"source":
+   "order_sink"``, ``exec_id`` 0) on the reports topic, so that the engine releases what risk counted for them.
+
+3. **Everything is recorded** with delivery checked: one record per command and outcome on the ``orders``
    topic and in the ``orders`` table; the engine's events plus the client's (breaker changes, unknown and
    reconciled orders) on ``events``; the execution reports the engine applied in ``execution_reports``;
    position rows in ``positions``. ``write_batch`` returns only when QuestDB and Kafka confirmed, or raises
@@ -324,6 +328,24 @@ def event_rows(events: list[Event], source: str) -> TableRows:
     return TableRows("events", frame, ("kind", "source", "product", "severity"))
 
 
+#: Outcomes after which the venue will never report on the order: the sink reports it closed itself.
+_NEVER_AT_VENUE = {"CANCELLED_UNSENT": "cancel", "NOT_SENT": "cancel", "NOT_FOUND": "cancel"}
+
+
+def local_report(record: OrderRecord) -> dict[str, Any] | None:
+    """An execution report for an order the venue will never report on (never sent, or unknown to it), so that
+    the engine releases what pre-trade risk still counts for it; None when the venue reports by itself."""
+    kind = _NEVER_AT_VENUE.get(record.status)
+    if kind is None and record.status == "REJECTED" and record.reason.startswith("HTTP_"):
+        kind = "reject"  # refused before the venue's order entry (a malformed request)
+    if kind is None or record.client_order_id == "*":
+        return None
+    return {"exec_id": 0, "kind": kind, "ts_ns": record.ts_ns or record.answered_wall_ns,
+            "client_order_id": record.client_order_id, "product": record.product, "side": record.side,
+            "status": "CANCELLED" if kind == "cancel" else "REJECTED", "last_quantity_mw": 0.0,
+            "reason": record.status if kind == "cancel" else record.reason, "source": "order_sink"}
+
+
 def _kill_switch_first(commands: list[Submit | Cancel | CancelAll]) -> tuple[list[Submit | Cancel | CancelAll],
                                                                              list[OrderRecord]]:
     """The batch's commands from its last account-wide cancel-all on, and a record for each submit left out
@@ -367,6 +389,10 @@ class _OrderSinkPartition(StatelessSinkPartition[EngineOutput]):
             kafka.append(KafkaRecords(self.topics.orders, [r.client_order_id for r in records],
                                       [r.to_json() for r in records]))
             rows.append(order_rows(records))
+            local = [report for report in map(local_report, records) if report is not None]
+            if local:
+                kafka.append(KafkaRecords(self.topics.execution_reports, [r["client_order_id"] for r in local],
+                                          [orjson.dumps(r) for r in local]))
         if events:
             kafka.append(KafkaRecords(self.topics.events, [e.kind for e in events],
                                       [event_json(e, self.source) for e in events]))

@@ -245,3 +245,17 @@ def test_targets_stay_within_what_the_total_position_limit_leaves() -> None:
     (second,) = submits(out)
     assert second.plan.quantity_mw == 1.0  # 6 MW in total, 5 of them already held elsewhere
     assert not [ev for ev in out.events if ev.kind == "RISK_DENIED"]
+
+
+def test_a_replaced_order_still_counts_for_risk_until_a_report_closes_it() -> None:
+    e = engine(max_product_position_mw=6.0)
+    (first,) = submits(e.on_signals([row(T0, 5.0)]))
+    moved = e.on_signals([row(T0 + NS_PER_SECOND, 5.0, trade_id=2, bid=48.0, ask=50.0)])
+    assert [c.reason for c in moved.commands if isinstance(c, Cancel)] == ["REPRICE"]
+    # Both could still fill (the cancel may lose the race): 5 + 5 > 6 MW, so the replacement is held back.
+    assert submits(moved) == []
+    assert [ev.detail["reason"] for ev in moved.events] == ["MAX_PRODUCT_POSITION"]
+    e.on_reports([{"exec_id": 3, "kind": "cancel", "ts_ns": T0 + 2 * NS_PER_SECOND, "product": PRODUCT,
+                   "client_order_id": first.client_order_id, "side": 1, "status": "CANCELLED"}])
+    (replacement,) = submits(e.on_signals([row(T0 + 20 * NS_PER_SECOND, 5.0, trade_id=3, bid=48.0, ask=50.0)]))
+    assert replacement.plan.quantity_mw == 5.0
