@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -21,6 +22,9 @@ from tests.helpers import TOPIC_NAMES, flow_env
 from wattflow.domain import NS_PER_SECOND, Side, datetime_to_ns
 from wattflow.settings import Settings
 from wattflow.stack.process import free_port
+
+if TYPE_CHECKING:
+    from connectors.venue.adapter import VenueAdapter
 
 KEY = "DE-LU:2018-10-28T12:00Z:PT60M"
 T0 = datetime_to_ns(datetime(2018, 10, 28, 10, 0, tzinfo=UTC))
@@ -86,3 +90,17 @@ def execution_env(settings: Settings, server: VenueServer) -> dict[str, str]:
     env.update({f"WATTFLOW_EXECUTION_{name.upper()}": str(value)
                 for name, value in settings.execution.model_dump().items()})
     return env
+
+
+@contextmanager
+def reports_adapter(settings: Settings) -> Iterator[VenueAdapter]:
+    """The feed adapter's reports stream (the venue's execution reports into Kafka), as in production."""
+    from connectors.venue.adapter import VenueAdapter
+
+    adapter = VenueAdapter(settings, market=False, reports=True, api_key=API)
+    adapter.start()
+    try:
+        yield adapter
+    finally:
+        adapter.stop()
+        adapter.join(30)

@@ -21,7 +21,16 @@ from connectors.kafka.records import signal_records
 from connectors.venue.server import FaultConfig, VenueServer
 from flows.cli_run import bytewax_command
 from tests.helpers import with_topics
-from tests.trading import T0, acks_at_venue, execution_env, orders, signals, start_venue, venue_settings
+from tests.trading import (
+    T0,
+    acks_at_venue,
+    execution_env,
+    orders,
+    reports_adapter,
+    signals,
+    start_venue,
+    venue_settings,
+)
 from wattflow.settings import Settings
 
 pytestmark = pytest.mark.stack
@@ -68,6 +77,8 @@ def test_outages_leave_no_order_lost_or_doubled(settings: Settings, unique: str,
                                             snapshot_interval_s=5), env=env, stdout=subprocess.DEVNULL,
                             stderr=log.open("wb"))
     producer = CheckedProducer(s.kafka)
+    adapter = reports_adapter(s)
+    adapter.__enter__()
     phases = [("none", 1.0), ("timeout", 0.5), ("drop", 0.5), ("error_5xx", 1.0), ("down", 1.0), ("none", 1.0)]
     k = 0
     try:
@@ -86,6 +97,7 @@ def test_outages_leave_no_order_lost_or_doubled(settings: Settings, unique: str,
                 break
             time.sleep(1)
     finally:
+        adapter.__exit__(None, None, None)
         flow.terminate()
         flow.wait(30)
     records = orders(s)

@@ -17,7 +17,7 @@ from connectors.venue.server import VenueServer
 from flows.cli_kill import send_kill
 from flows.cli_run import bytewax_command
 from tests.helpers import python, with_topics
-from tests.trading import T0, execution_env, start_venue, venue_settings
+from tests.trading import T0, execution_env, reports_adapter, start_venue, venue_settings
 from wattflow.settings import Settings
 
 pytestmark = pytest.mark.stack
@@ -82,6 +82,8 @@ def test_kill_switch_under_load_halts_and_cancels_everything_within_a_second(
                                             snapshot_interval_s=5), env=env, stdout=subprocess.DEVNULL,
                             stderr=(tmp_path / "flow.log").open("wb"))
     load = SignalLoad(s, rate=400.0)
+    adapter = reports_adapter(s)
+    adapter.__enter__()
     load.start()
     to_halted, to_cancelled = [], []
     try:
@@ -109,6 +111,7 @@ def test_kill_switch_under_load_halts_and_cancels_everything_within_a_second(
     finally:
         load.stop.set()
         load.join(30)
+        adapter.__exit__(None, None, None)
         flow.terminate()
         flow.wait(30)
     halted_p99, cancelled_p99 = np.percentile(to_halted, 99), np.percentile(to_cancelled, 99)

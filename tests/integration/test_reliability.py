@@ -193,7 +193,16 @@ def test_kafka_broker_killed_and_restarted_while_trading_loses_no_order(fault_st
     has its record on the orders topic, and none was sent twice."""
     from connectors.kafka.producer import CheckedProducer
     from connectors.kafka.records import signal_records
-    from tests.trading import T0, acks_at_venue, execution_env, orders, signals, start_venue, venue_settings
+    from tests.trading import (
+        T0,
+        acks_at_venue,
+        execution_env,
+        orders,
+        reports_adapter,
+        signals,
+        start_venue,
+        venue_settings,
+    )
 
     products = [f"DE-LU:2018-10-28T{hour:02d}:00Z:PT60M" for hour in range(12, 16)]
     venue = start_venue(tmp_path, products)
@@ -204,6 +213,8 @@ def test_kafka_broker_killed_and_restarted_while_trading_loses_no_order(fault_st
                                             snapshot_interval_s=1), env=execution_env(settings, venue),
                             stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     rounds, killed_at = 30, 10
+    adapter = reports_adapter(settings)
+    adapter.__enter__()
     try:
         for k in range(rounds):
             if k == killed_at:
@@ -227,6 +238,7 @@ def test_kafka_broker_killed_and_restarted_while_trading_loses_no_order(fault_st
                 break
             time.sleep(1)
     finally:
+        adapter.__exit__(None, None, None)
         flow.terminate()
         flow.wait(30)
         venue.stop()
