@@ -259,13 +259,26 @@ class TopicTail:
         self.consumer.assign(self.partitions)
         self.next_offset = {p.partition: 0 for p in self.partitions}
 
+    def _end(self, partition: Any) -> int:
+        """The partition's end offset; a topic created a moment ago may not be in the client's metadata yet."""
+        from confluent_kafka import KafkaException
+
+        for attempt in range(50):
+            try:
+                return int(self.consumer.get_watermark_offsets(partition, 10)[1])
+            except KafkaException:
+                if attempt == 49:
+                    raise
+                self.consumer.list_topics(partition.topic, timeout=10)
+                time.sleep(0.2)
+        raise AssertionError("unreachable")
+
     def read(self, idle_s: float = 0.3, timeout_s: float = 30.0) -> list[tuple[bytes, int]]:
         """(value, broker timestamp in ms) of every message up to the end the topic had when called, then
         until nothing more arrives for ``idle_s``."""
         from confluent_kafka import TopicPartition
 
-        ends = {p.partition: self.consumer.get_watermark_offsets(TopicPartition(p.topic, p.partition), 10)[1]
-                for p in self.partitions}
+        ends = {p.partition: self._end(TopicPartition(p.topic, p.partition)) for p in self.partitions}
         out: list[tuple[bytes, int]] = []
         quiet_since = started = time.monotonic()
         while time.monotonic() - started < timeout_s:
@@ -574,7 +587,9 @@ def run_variant(stack: Any, tag: str, *, tuned: bool, baseline: bool, rates: lis
                 present = np.array([t in seen for t in ids.tolist()])
                 lag = np.array([seen[t] for t in ids[present].tolist()], dtype=np.int64) - sched[present]
                 ok, detail = kept_up(lag, sched[present], seen_share=float(present.mean()) if len(present) else 0.0)
-                ok = ok and caught and sent["send_delay"]["p99"] < 50
+                # The sender shares the 2 cores too; its delay counts in every latency (measured from the
+                # schedule), so only a sender far off its schedule disqualifies a step.
+                ok = ok and caught and sent["send_delay"]["p99"] < 250
                 ramp.append({"rate": rate, "kept_up": ok, "caught_up_in_time": caught,
                              "send_delay_ms": sent["send_delay"], **detail,
                              "lag_to_signals_ms": summary_ms(lag)})
