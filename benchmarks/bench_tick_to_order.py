@@ -414,6 +414,9 @@ def start_flows(env: dict[str, str], logs: Path) -> list[Child]:
     for flow, batch in (("ingest", 20_000), ("signals", 2_000), ("execution", 5_000)):
         command = bytewax_command(flow, tail=True, batch_size=batch, workers=1, recovery=None, snapshot_interval_s=2)
         children.append(start_child(flow, command, env, logs))
+    # The venue's execution reports back into Kafka, as in production: the engine's risk state releases an
+    # order only when a report closes it, so without them every product would soon be at its limit.
+    children.append(start_child("adapter", [sys.executable, "-m", "flows.cli", "adapter", "--no-market"], env, logs))
     return children
 
 
