@@ -278,16 +278,16 @@ class ExecutionEngine:
         position = state.positions.position_mw(product)
         target = self._target_mw(product, position, row.market.minutes_to_gate_closure)
         working = state.working.get(product)
-        if working is not None:
-            reason = self._stale(working, row, target, position)
-            if reason is None:
-                return out
-            out.commands.append(self._cancel(working, reason, row.ts_ns))
         last = state.last_order_ns.get(product)
-        if last is not None and row.ts_ns - last < self.settings.clip_interval_ns and working is None:
+        if working is None and last is not None and row.ts_ns - last < self.settings.clip_interval_ns:
             return out
         plan = plan_from_market(product, row.model, row.ts_ns, row.trade_id, target, market=row.market,
                                 position_mw=position, settings=self.settings.sizing)
+        if working is not None:
+            reason = self._stale(working, row, target, position, plan)
+            if reason is None:
+                return out
+            out.commands.append(self._cancel(working, reason, row.ts_ns))
         if plan is None:
             return out
         state.last_order_ns[product] = row.ts_ns
@@ -315,20 +315,19 @@ class ExecutionEngine:
         # Headroom under the account's total: what the other products' worst-case exposure leaves.
         others = self.risk.total_exposure_mw() - self.risk.exposure_mw(product)
         limit = max(min(limits.max_product_position_mw, limits.max_total_position_mw - others), 0.0)
-        target = float(np.clip(sum(self.state.targets_mw.get(product, {}).values()), -limit, limit))
+        target = min(max(sum(self.state.targets_mw.get(product, {}).values()), -limit), limit)
         if self.trading_state is TradingState.REDUCING:
             target = min(max(target, min(position_mw, 0.0)), max(position_mw, 0.0))
         return target
 
-    def _stale(self, working: WorkingOrder, row: SignalRow, target_mw: float, position_mw: float) -> str | None:
-        """Why the working order should be replaced now, or None to leave it working."""
+    def _stale(self, working: WorkingOrder, row: SignalRow, target_mw: float, position_mw: float,
+               fresh: OrderPlan | None) -> str | None:
+        """Why the working order should be replaced now (``fresh``: what sizing would place instead), or None."""
         if row.ts_ns - working.submitted_ns >= self.settings.order_ttl_ns:
             return "STALE"
         wanted = target_mw - position_mw
         if abs(wanted) < self.settings.sizing.min_clip_mw or (wanted > 0) != (working.side > 0):
             return "WRONG_SIDE"
-        fresh = plan_from_market(row.product, row.model, row.ts_ns, row.trade_id, target_mw, market=row.market,
-                                 position_mw=position_mw, settings=self.settings.sizing)
         if fresh is not None and abs(fresh.price_eur_per_mwh - working.price_eur_per_mwh) >= (
                 self.settings.reprice_eur_per_mwh - 1e-9) and self.settings.reprice_eur_per_mwh > 0:
             return "REPRICE"

@@ -28,8 +28,6 @@ import hashlib
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from operators.features import FeatureBatch
 from operators.models import MARKET_COLUMNS, SignalBatch
 from wattflow.domain import PRICE_TICK_EUR_PER_MWH, QUANTITY_STEP_MW, Side
@@ -84,8 +82,14 @@ def _tick(price: float, side: Side) -> float:
     return round(rounded * PRICE_TICK_EUR_PER_MWH, 2)
 
 
+def _finite_or_zero(value: float) -> float:
+    """Scalar ``nan_to_num`` for unknown depth or volume: nothing known, nothing to take (plain floats: this runs
+    for every signal row)."""
+    return value if math.isfinite(value) else 0.0
+
+
 def urgency(minutes_to_gate_closure: float, window_min: float) -> float:
-    return float(np.clip(1.0 - minutes_to_gate_closure / window_min, 0.0, 1.0))
+    return min(max(1.0 - minutes_to_gate_closure / window_min, 0.0), 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +135,8 @@ def plan_from_market(product: str, model: str, ts_ns: int, trade_id: int, target
     bid, ask = market.best_bid_eur_per_mwh, market.best_ask_eur_per_mwh
     taken_depth = market.ask_depth_near_mid_mw if side is Side.BUY else market.bid_depth_near_mid_mw
     limits = [abs(delta_mw), settings.max_clip_mw,
-              settings.depth_share * float(np.nan_to_num(taken_depth)),
-              settings.volume_share * float(np.nan_to_num(market.volume_mw))]
+              settings.depth_share * _finite_or_zero(taken_depth),
+              settings.volume_share * _finite_or_zero(market.volume_mw)]
     quantity = _steps_down(min(limits))
     if quantity < settings.min_clip_mw:
         return None
