@@ -56,12 +56,26 @@ def demo_feed(settings: Settings, *, area: str = DEMO_AREA, day: date = DEMO_DAY
 
     path = settings.state_dir / "feeds" / f"{area}_{day}_seed{seed}_x{scale:g}.parquet"
     if path.exists():
-        return path, read_feed(path)
+        return path, _tagged(read_feed(path), seed, scale)
     intraday = simulate_day(area, day, seed, scale, generation=read_generation())
-    frame = FeedFrame.concat([day_ahead_feed(day_ahead_day(None, area, day)), intraday]).sort_by_time()
+    frame = _tagged(FeedFrame.concat([day_ahead_feed(day_ahead_day(None, area, day)), intraday]).sort_by_time(),
+                    seed, scale)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_feed(frame, path)
     return path, frame
+
+
+def demo_source(seed: int = DEMO_SEED, scale: float = 1.0) -> str:
+    """The source tag of the demo's simulated events: days simulated at other scales or seeds share the
+    products and times, and the tag keeps them apart in the store."""
+    return f"sim-s{seed}-x{scale:g}"
+
+
+def _tagged(frame: FeedFrame, seed: int, scale: float) -> FeedFrame:
+    import dataclasses
+
+    sources = tuple(demo_source(seed, scale) if name.startswith("sim") else name for name in frame.sources)
+    return dataclasses.replace(frame, sources=sources)
 
 
 def bad_messages(frame: FeedFrame) -> list[bytes]:
@@ -92,7 +106,7 @@ def demo_speed(frame: FeedFrame, minutes: float) -> float:
 def run_demo(settings: Settings, *, scale: float = 1.0, minutes: float = 1.5,
              progress: Callable[[DayProgress], None] | None = None, status: Any = None) -> DemoReport:
     from connectors.questdb.tables import ensure_tables
-    from flows.report import busiest_products, plot_signals, signals_by_product, signals_digest
+    from flows.report import area_and_span, busiest_products, plot_signals, signals_by_product, signals_digest
     from flows.trading_day import run_trading_day
     from flows.trading_report import trading_plots, trading_summary
 
@@ -115,15 +129,17 @@ def run_demo(settings: Settings, *, scale: float = 1.0, minutes: float = 1.5,
     client.wait_applied(["ticks", "book", "dayahead", "dlq", "features", "signals", "orders", "execution_reports",
                          "positions", "events"])
     report = DemoReport(path, frame.counts_by_type(), len(bad), day)
-    report.signals_hash, report.signals_count = signals_digest(client, DEMO_AREA)
-    report.signals_table = signals_by_product(client, DEMO_AREA)
+    span = int(frame.ts_ns.min()), int(frame.ts_ns.max())
+    report.signals_hash, report.signals_count = signals_digest(client, DEMO_AREA, span)
+    report.signals_table = signals_by_product(client, DEMO_AREA, between_ns=span)
     reports = settings.state_dir / "reports"
-    report.plot_path = plot_signals(client, busiest_products(client, DEMO_AREA),
+    report.plot_path = plot_signals(client, busiest_products(client, DEMO_AREA, between_ns=span),
                                     reports / f"signals_{DEMO_AREA}_{DEMO_DAY}.png")
-    where = f"area = '{DEMO_AREA}'"
+    where = area_and_span(DEMO_AREA, span)
     for table in ("ticks", "book"):
-        report.stored[table] = int(client.scalar(f"SELECT count() FROM {table} WHERE {where}"))
-    report.stored["dayahead"] = int(client.scalar(f"SELECT count() FROM dayahead WHERE {where}"))
+        report.stored[table] = int(client.scalar(
+            f"SELECT count() FROM {table} WHERE {where} AND source = '{demo_source(DEMO_SEED, scale)}'"))
+    report.stored["dayahead"] = int(client.scalar(f"SELECT count() FROM dayahead WHERE area = '{DEMO_AREA}'"))
     report.dead_by_reason = {row["reason"]: int(row["count"]) for row in client.query(
         f"SELECT reason, count() count FROM dlq WHERE topic = '{run.topics.raw}' ORDER BY count DESC")}
     report.queries = [(title, sql, client.query(sql)) for title, sql in example_queries()]

@@ -9,31 +9,46 @@ from typing import Any
 import numpy as np
 
 from connectors.questdb.sql import QuestDBClient
+from wattflow.domain import ns_to_datetime
 
 
-def signals_digest(client: QuestDBClient, area: str) -> tuple[str, int]:
-    """SHA-256 of an area's signals in a canonical order: equal for equal feeds (determinism, R8)."""
+def area_and_span(area: str, between_ns: tuple[int, int] | None) -> str:
+    """SQL condition: an area, and optionally an event-time span, both ends included (whole microseconds, so
+    the span is widened to the microseconds around it), so that other days of the same area stay out."""
+    where = f"area = '{area}'"
+    if between_ns is not None:
+        first = ns_to_datetime(between_ns[0]).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        last = ns_to_datetime(between_ns[1] + 999).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        where += f" AND ts >= '{first}' AND ts <= '{last}'"
+    return where
+
+
+def signals_digest(client: QuestDBClient, area: str, between_ns: tuple[int, int] | None = None) -> tuple[str, int]:
+    """SHA-256 of an area's signals (in an event-time span) in a canonical order: equal for equal feeds (R8)."""
     rows = client.query(
         "SELECT product, model, ts, trade_id, direction, strength, target_position_mw, confidence FROM signals "
-        f"WHERE area = '{area}' ORDER BY product, model, ts, trade_id")
+        f"WHERE {area_and_span(area, between_ns)} ORDER BY product, model, ts, trade_id")
     digest = hashlib.sha256()
     for row in rows:
         digest.update(repr(tuple(row.values())).encode())
     return digest.hexdigest(), len(rows)
 
 
-def signals_by_product(client: QuestDBClient, area: str, limit: int = 12) -> list[dict[str, Any]]:
+def signals_by_product(client: QuestDBClient, area: str, limit: int = 12,
+                       between_ns: tuple[int, int] | None = None) -> list[dict[str, Any]]:
     """Per product and model: signals given, how many said buy or sell, mean strength, last target."""
     return client.query(
         "SELECT product, model, count() signals, sum(CASE WHEN direction = 1 THEN 1 ELSE 0 END) buys, "
         "sum(CASE WHEN direction = -1 THEN 1 ELSE 0 END) sells, "
         "avg(CASE WHEN direction != 0 THEN strength END) mean_strength, last(target_position_mw) last_target_mw "
-        f"FROM signals WHERE area = '{area}' GROUP BY product, model ORDER BY product, model LIMIT {limit}")
+        f"FROM signals WHERE {area_and_span(area, between_ns)} GROUP BY product, model ORDER BY product, model "
+        f"LIMIT {limit}")
 
 
-def busiest_products(client: QuestDBClient, area: str, count: int = 3) -> list[str]:
-    rows = client.query(f"SELECT product, count() trades FROM ticks WHERE area = '{area}' AND product LIKE '%PT60M' "
-                        f"ORDER BY trades DESC LIMIT {count}")
+def busiest_products(client: QuestDBClient, area: str, count: int = 3,
+                     between_ns: tuple[int, int] | None = None) -> list[str]:
+    rows = client.query(f"SELECT product, count() trades FROM ticks WHERE {area_and_span(area, between_ns)} "
+                        f"AND product LIKE '%PT60M' ORDER BY trades DESC LIMIT {count}")
     return sorted(row["product"] for row in rows)
 
 
