@@ -33,7 +33,10 @@ gives the same one.
 
 At each step the engine also closes every product whose (area) **gate closure** the clock has reached: its
 working order is cancelled, no order is planned for it again, and an open position is flagged as
-**imbalance exposure** (event ``IMBALANCE_EXPOSURE`` and a position row).
+**imbalance exposure** (event ``IMBALANCE_EXPOSURE`` and a position row). A product holding an order or a
+position whose signals stop for ``stale_after_ns`` of market time while others move the clock on is
+**stale** (event ``FEED_STALE``): its working order is cancelled and nothing new goes out for it until its
+next signal (``FEED_RESUMED``).
 
 **Execution reports** (from the venue, through the adapter and the ``execution.reports`` topic; or from the
 order sink for orders it could never send). Fills move positions and PnL and the risk state; cancels and
@@ -80,6 +83,7 @@ class EngineSettings:
     reprice_eur_per_mwh: float = 0.5
     clip_interval_ns: int = 10 * NS_PER_SECOND
     flatten_before_gate_min: float = 10.0
+    stale_after_ns: int = 1800 * NS_PER_SECOND  # 0: no staleness watch
 
     @classmethod
     def from_settings(cls, settings: ExecutionSettings) -> EngineSettings:
@@ -95,7 +99,8 @@ class EngineSettings:
                             max_orders_per_interval=settings.max_orders_per_interval,
                             order_interval_ns=round(settings.rate_interval_s * NS_PER_SECOND))
         return cls(sizing, limits, round(settings.order_ttl_s * NS_PER_SECOND), settings.reprice_eur_per_mwh,
-                   round(settings.clip_interval_s * NS_PER_SECOND), settings.flatten_before_gate_min)
+                   round(settings.clip_interval_s * NS_PER_SECOND), settings.flatten_before_gate_min,
+                   round(settings.stale_after_s * NS_PER_SECOND))
 
 
 # --- inputs ------------------------------------------------------------------------------------------
@@ -220,6 +225,9 @@ class EngineState:
     last_order_ns: dict[str, int] = field(default_factory=dict)  # product -> event time of its last attempt
     gate_closures_ns: dict[str, int] = field(default_factory=dict)  # open products -> their gate closure
     closed: set[str] = field(default_factory=set)
+    last_seen_ns: dict[str, int] = field(default_factory=dict)  # product -> event time of its last signal
+    stale: set[str] = field(default_factory=set)  # products silent past the bound, until their next signal
+    next_stale_check_ns: int = 0
     last_exec_id: dict[str, int] = field(default_factory=dict)  # client order id -> last applied exec_id
     last_signal: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (product, model) -> (ts, id)
     clock_ns: int = 0
@@ -263,6 +271,10 @@ class ExecutionEngine:
             return EngineOutput()  # a repeat (at-least-once upstream): each signal acts once
         state.last_signal[(product, row.model)] = (row.ts_ns, row.trade_id)
         out = self._advance(row.ts_ns)
+        state.last_seen_ns[product] = max(state.last_seen_ns.get(product, 0), row.ts_ns)
+        if product in state.stale:
+            state.stale.discard(product)
+            out.events.append(Event(row.ts_ns, "FEED_RESUMED", product, "INFO", {"trade_id": row.trade_id}))
         state.targets_mw.setdefault(product, {})[row.model] = row.target_position_mw
         if math.isfinite(row.market.mid_eur_per_mwh):
             state.positions.mark(product, row.market.mid_eur_per_mwh, row.ts_ns)
@@ -350,6 +362,28 @@ class ExecutionEngine:
         due = [product for product, close in state.gate_closures_ns.items() if close <= ts_ns]
         for product in sorted(due):
             out.extend(self._close_product(product))
+        bound = self.settings.stale_after_ns
+        if bound > 0 and ts_ns >= state.next_stale_check_ns:
+            # Checked every 1/30 of the bound (not per row): a silence is reported within 1.04 x the bound.
+            state.next_stale_check_ns = ts_ns + bound // 30
+            for product in sorted(state.working.keys() | set(state.positions.traded_products())):
+                seen = state.last_seen_ns.get(product)
+                if (seen is not None and ts_ns - seen > bound and product not in state.stale
+                        and product not in state.closed):
+                    out.extend(self._go_stale(product, ts_ns, seen))
+        return out
+
+    def _go_stale(self, product: str, ts_ns: int, seen_ns: int) -> EngineOutput:
+        """A product whose signals stopped while we hold an order or a position: its working order is cancelled,
+        and nothing new goes out for it until its next signal (``FEED_RESUMED``)."""
+        out = EngineOutput()
+        self.state.stale.add(product)
+        working = self.state.working.get(product)
+        if working is not None:
+            out.commands.append(self._cancel(working, "FEED_STALE", ts_ns))
+        out.events.append(Event(ts_ns, "FEED_STALE", product, "WARNING", {
+            "silent_s": (ts_ns - seen_ns) / NS_PER_SECOND, "bound_s": self.settings.stale_after_ns / NS_PER_SECOND,
+            "position_mw": self.state.positions.position_mw(product), "cancelled": working is not None}))
         return out
 
     def _close_product(self, product: str) -> EngineOutput:

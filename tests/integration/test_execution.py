@@ -111,3 +111,32 @@ def test_fills_move_positions_and_halt_cancels_at_the_venue(settings: Settings, 
 
 def _asdict(report: Any) -> dict[str, Any]:
     return orjson.loads(orjson.dumps(report))
+
+
+def test_r9_a_silent_product_goes_stale_within_the_bound_and_its_order_is_cancelled(
+        settings: Settings, unique: str, tmp_path: Path) -> None:
+    quiet, busy = KEY, "DE-LU:2018-10-28T13:00Z:PT60M"
+    server = start_venue(tmp_path, [quiet, busy])
+    try:
+        s = venue_settings(with_topics(settings, unique), server, clip_interval_s=0.0, order_ttl_s=3600.0,
+                           stale_after_s=600.0)
+        base = random.randrange(10**9)
+        first = signal_records(signals([3.0], first_trade=base, product=quiet), s.topics.signals)
+        # The busy product keeps trading (flat target: no orders) every 60 s for 20 minutes.
+        rest = signal_records(signals([0.0] * 20, first_trade=base + 1, product=busy, gap_s=60), s.topics.signals)
+        produce(s, s.topics.signals, first.values, [str(k) for k in first.keys])
+        produce(s, s.topics.signals, rest.values, [str(k) for k in rest.keys])
+        run_main(execution_flow.get_flow(s, tail=False))
+        (order,) = [o for o in orders(s) if o["action"] == "SUBMIT"]
+        events = [e.event for e in read_topic(s.kafka, s.topics.events, idle_timeout_s=3)]
+        (stale,) = [e for e in events if e["kind"] == "FEED_STALE"]
+        cancels = [o for o in orders(s) if o["action"] == "CANCEL"]
+        with server.lock:
+            still_open = [o.client_order_id for o in server.exchange.open_orders()]
+    finally:
+        server.stop()
+    print(f"\nR9: {quiet} silent; FEED_STALE after {stale['detail']['silent_s']:.0f} s of market time "
+          f"(bound {stale['detail']['bound_s']:.0f} s); its resting order cancelled at the venue")
+    assert stale["product"] == quiet and 600 < stale["detail"]["silent_s"] <= 600 * 1.04 + 60
+    assert [(c["client_order_id"], c["reason"]) for c in cancels] == [(order["client_order_id"], "FEED_STALE")]
+    assert order["client_order_id"] not in still_open

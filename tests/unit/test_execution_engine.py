@@ -259,3 +259,20 @@ def test_a_replaced_order_still_counts_for_risk_until_a_report_closes_it() -> No
                    "client_order_id": first.client_order_id, "side": 1, "status": "CANCELLED"}])
     (replacement,) = submits(e.on_signals([row(T0 + 20 * NS_PER_SECOND, 5.0, trade_id=3, bid=48.0, ask=50.0)]))
     assert replacement.plan.quantity_mw == 5.0
+
+
+def test_a_product_that_goes_silent_is_stale_within_the_bound_and_its_order_is_cancelled() -> None:
+    e = ExecutionEngine(EngineSettings(stale_after_ns=600 * NS_PER_SECOND))
+    (order,) = submits(e.on_signals([row(T0, 3.0)]))
+    events = []
+    cancels = []
+    for k in range(1, 80):  # only the other product speaks, every 10 s
+        out = e.on_signals([row(T0 + k * 10 * NS_PER_SECOND, 0.0, product=OTHER, trade_id=k)])
+        events += [(ev.kind, ev.ts_ns) for ev in out.events if ev.product == PRODUCT]
+        cancels += [c for c in out.commands if isinstance(c, Cancel)]
+    (stale,) = [ts for kind, ts in events if kind == "FEED_STALE"]
+    assert 600 * NS_PER_SECOND < stale - T0 <= 1.04 * 600 * NS_PER_SECOND + 10 * NS_PER_SECOND
+    assert [(c.client_order_id, c.reason) for c in cancels] == [(order.client_order_id, "FEED_STALE")]
+    back = e.on_signals([row(T0 + 800 * NS_PER_SECOND, 3.0, trade_id=99)])
+    assert [ev.kind for ev in back.events] == ["FEED_RESUMED"]
+    assert len(submits(back)) == 1
