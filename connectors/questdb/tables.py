@@ -39,8 +39,9 @@ TABLES: dict[str, str] = {
         ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, product, model, trade_id)""",
     "events": """
         CREATE TABLE IF NOT EXISTS events (
-            ts TIMESTAMP_NS, kind SYMBOL, source SYMBOL, product SYMBOL, severity SYMBOL, detail VARCHAR
-        ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, kind, source)""",
+            ts TIMESTAMP_NS, kind SYMBOL, source SYMBOL, product SYMBOL, severity SYMBOL, detail VARCHAR,
+            event_id LONG
+        ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, kind, source, product, event_id)""",
     "orders": """
         CREATE TABLE IF NOT EXISTS orders (
             ts TIMESTAMP_NS, product SYMBOL CAPACITY 4096, area SYMBOL, client_order_id VARCHAR, action SYMBOL,

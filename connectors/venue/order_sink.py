@@ -32,6 +32,7 @@ reconciliations make progress when no signals arrive.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -319,11 +320,20 @@ def event_json(event: Event, source: str) -> bytes:
                          "severity": event.severity, "detail": event.detail})
 
 
+def event_id(kind: str, product: str, detail: str) -> int:
+    """A stable 63-bit id of an event's content: two events at the same time are two rows, and the same event
+    written again (a replay) is one."""
+    digest = hashlib.blake2b(f"{kind}|{product}|{detail}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
 def event_rows(events: list[Event], source: str) -> TableRows:
+    details = [orjson.dumps(e.detail, default=str, option=orjson.OPT_SORT_KEYS).decode() for e in events]
     frame = pd.DataFrame({
         "ts": _ts([e.ts_ns for e in events]), "kind": [e.kind for e in events], "source": [source] * len(events),
-        "product": [e.product for e in events], "severity": [e.severity for e in events],
-        "detail": [orjson.dumps(e.detail, default=str).decode() for e in events],
+        "product": [e.product for e in events], "severity": [e.severity for e in events], "detail": details,
+        "event_id": np.asarray([event_id(e.kind, e.product, d) for e, d in zip(events, details, strict=True)],
+                               dtype=np.int64),
     })
     return TableRows("events", frame, ("kind", "source", "product", "severity"))
 

@@ -276,3 +276,16 @@ def test_a_product_that_goes_silent_is_stale_within_the_bound_and_its_order_is_c
     back = e.on_signals([row(T0 + 800 * NS_PER_SECOND, 3.0, trade_id=99)])
     assert [ev.kind for ev in back.events] == ["FEED_RESUMED"]
     assert len(submits(back)) == 1
+
+
+def test_events_at_the_same_moment_are_distinct_rows_and_a_replay_is_the_same_row() -> None:
+    from connectors.venue.order_sink import event_rows
+    from operators.execution import Event
+
+    same_time = [Event(T0, "FEED_STALE", PRODUCT, "WARNING", {"silent_s": 630.0}),
+                 Event(T0, "FEED_STALE", OTHER, "WARNING", {"silent_s": 630.0}),
+                 Event(T0, "RISK_DENIED", PRODUCT, "WARNING", {"reason": "MAX_TOTAL_POSITION", "detail": "a"}),
+                 Event(T0, "RISK_DENIED", PRODUCT, "WARNING", {"reason": "MAX_TOTAL_POSITION", "detail": "b"})]
+    ids = event_rows(same_time, "execution").frame["event_id"].tolist()
+    assert len(set(ids)) == 4
+    assert event_rows(same_time, "execution").frame["event_id"].tolist() == ids
