@@ -83,7 +83,7 @@ class EngineSettings:
     reprice_eur_per_mwh: float = 0.5
     clip_interval_ns: int = 10 * NS_PER_SECOND
     flatten_before_gate_min: float = 10.0
-    stale_after_ns: int = 1800 * NS_PER_SECOND  # 0: no staleness watch
+    stale_after_ns: int = 3600 * NS_PER_SECOND  # 0: no staleness watch
 
     @classmethod
     def from_settings(cls, settings: ExecutionSettings) -> EngineSettings:

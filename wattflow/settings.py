@@ -216,7 +216,7 @@ class ExecutionSettings(BaseSettings):
     flatten_before_gate_min: float = Field(default=10.0, ge=0)
     #: A product with an order or a position whose signals stop for this long (market time, while other
     #: products' signals move the clock on) is stale: its order is cancelled, an event is recorded (0: off).
-    stale_after_s: float = Field(default=1800.0, ge=0)
+    stale_after_s: float = Field(default=3600.0, ge=0)
     #: The least market time between two orders of one product: a large intent goes out in clips over time.
     clip_interval_s: float = Field(default=10.0, ge=0)
     collar_eur_per_mwh: float = Field(default=500.0, gt=0)
