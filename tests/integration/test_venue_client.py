@@ -87,7 +87,8 @@ def resting(cid: str) -> OrderRequest:
 
 
 def client(venue: CountingVenue, *, breaker: CircuitBreaker | None = None, **options: Any) -> VenueClient:
-    settings: dict[str, Any] = {"timeout_s": 0.25, "max_attempts": 3, "backoff_s": 0.01, "max_backoff_s": 0.05}
+    # 1 s: a healthy answer on a loaded 2-core box can take a few hundred ms, and must not pass for a lost one.
+    settings: dict[str, Any] = {"timeout_s": 1.0, "max_attempts": 3, "backoff_s": 0.01, "max_backoff_s": 0.05}
     settings.update(options)
     return VenueClient(venue.url, API, breaker=breaker or CircuitBreaker(failure_threshold=10_000), **settings)
 
@@ -120,8 +121,8 @@ def test_happy_path_api(venue: CountingVenue) -> None:
 
 def test_r4_timeout_retries_never_duplicate_and_reconcile_finds_the_orders(venue: CountingVenue) -> None:
     """``timeout``: the venue processes the request and holds the answer; the retry is a replay."""
-    venue.fault("timeout", timeout_s=0.6, probability=0.5)
-    c = client(venue, max_attempts=2)
+    venue.fault("timeout", timeout_s=1.5, probability=0.5)
+    c = client(venue, max_attempts=2, timeout_s=0.5)
     outcomes = [c.submit(resting(f"t{i}")) for i in range(20)]
     unknown = [o.client_order_id for o in outcomes if o.status is SubmitStatus.UNKNOWN]
     acked = [o for o in outcomes if o.status is SubmitStatus.ACKED]
