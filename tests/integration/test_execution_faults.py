@@ -7,6 +7,7 @@ every order the engine decided.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -77,8 +78,8 @@ def test_outages_leave_no_order_lost_or_doubled(settings: Settings, unique: str,
                                             snapshot_interval_s=5), env=env, stdout=subprocess.DEVNULL,
                             stderr=log.open("wb"))
     producer = CheckedProducer(s.kafka)
-    adapter = reports_adapter(s)
-    adapter.__enter__()
+    adapter = contextlib.ExitStack()  # the reports stream, closed in finally
+    adapter.enter_context(reports_adapter(s))
     phases = [("none", 1.0), ("timeout", 0.5), ("drop", 0.5), ("error_5xx", 1.0), ("down", 1.0), ("none", 1.0)]
     k = 0
     try:
@@ -97,7 +98,7 @@ def test_outages_leave_no_order_lost_or_doubled(settings: Settings, unique: str,
                 break
             time.sleep(1)
     finally:
-        adapter.__exit__(None, None, None)
+        adapter.close()
         flow.terminate()
         flow.wait(30)
     records = orders(s)

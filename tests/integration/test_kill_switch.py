@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 import time
@@ -82,8 +83,8 @@ def test_kill_switch_under_load_halts_and_cancels_everything_within_a_second(
                                             snapshot_interval_s=5), env=env, stdout=subprocess.DEVNULL,
                             stderr=(tmp_path / "flow.log").open("wb"))
     load = SignalLoad(s, rate=400.0)
-    adapter = reports_adapter(s)
-    adapter.__enter__()
+    adapter = contextlib.ExitStack()  # the reports stream, closed in finally
+    adapter.enter_context(reports_adapter(s))
     load.start()
     to_halted, to_cancelled = [], []
     try:
@@ -111,7 +112,7 @@ def test_kill_switch_under_load_halts_and_cancels_everything_within_a_second(
     finally:
         load.stop.set()
         load.join(30)
-        adapter.__exit__(None, None, None)
+        adapter.close()
         flow.terminate()
         flow.wait(30)
     halted_p99, cancelled_p99 = np.percentile(to_halted, 99), np.percentile(to_cancelled, 99)

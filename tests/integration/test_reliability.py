@@ -6,6 +6,7 @@ its figure (run pytest with -s to see them).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import subprocess
 import threading
@@ -213,8 +214,8 @@ def test_kafka_broker_killed_and_restarted_while_trading_loses_no_order(fault_st
                                             snapshot_interval_s=1), env=execution_env(settings, venue),
                             stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     rounds, killed_at = 30, 10
-    adapter = reports_adapter(settings)
-    adapter.__enter__()
+    adapter = contextlib.ExitStack()  # the reports stream, closed in finally
+    adapter.enter_context(reports_adapter(settings))
     try:
         for k in range(rounds):
             if k == killed_at:
@@ -238,7 +239,7 @@ def test_kafka_broker_killed_and_restarted_while_trading_loses_no_order(fault_st
                 break
             time.sleep(1)
     finally:
-        adapter.__exit__(None, None, None)
+        adapter.close()
         flow.terminate()
         flow.wait(30)
         venue.stop()
