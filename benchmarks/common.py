@@ -104,22 +104,11 @@ def pin_servers(stack: Stack, server_cpus: set[int], client_cpus: set[int]) -> N
 
 
 def environment_for(settings: Settings) -> dict[str, str]:
-    """WATTFLOW_* variables that point a child process (``python -m bytewax.run``) at ``settings``."""
+    """WATTFLOW_* variables that point a child process (``python -m bytewax.run``) at ``settings`` (and at no
+    settings file, and none of this shell's WATTFLOW_* variables)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("WATTFLOW_")}
-    q, t = settings.questdb, settings.topics
-    env.update({
-        "WATTFLOW_STATE_DIR": str(settings.state_dir),
-        "WATTFLOW_SETTINGS_FILE": os.devnull,
-        "WATTFLOW_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "WATTFLOW_QUESTDB_HOST": q.host,
-        "WATTFLOW_QUESTDB_HTTP_PORT": str(q.http_port),
-        "WATTFLOW_QUESTDB_ILP_TCP_PORT": str(q.ilp_tcp_port),
-        "WATTFLOW_QUESTDB_PG_PORT": str(q.pg_port),
-        "WATTFLOW_QUESTDB_HEALTH_PORT": str(q.health_port),
-    })
-    for name in ("raw", "ticks", "book", "dayahead", "features", "signals", "orders", "execution_reports",
-                 "events", "dlq", "control"):
-        env[f"WATTFLOW_TOPICS_{name.upper()}"] = str(getattr(t, name))
+    env["WATTFLOW_SETTINGS_FILE"] = os.devnull
+    env.update(settings.to_env())
     return env
 
 

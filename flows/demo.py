@@ -122,7 +122,7 @@ def run_demo(settings: Settings, *, scale: float = 1.0, minutes: float = 1.5,
         "execution -> venue...")
     client = QuestDBClient(settings.questdb)
     ensure_tables(client)
-    day = run_trading_day(settings, frame, path, speed=speed, bad=bad, progress=progress)
+    day = run_trading_day(settings, frame, speed=speed, bad=bad, progress=progress)
     run = day.settings
 
     say("summarising from QuestDB...")

@@ -69,7 +69,6 @@ class TradingDay:
     seconds: float = 0.0
     published: int = 0
     reconnects: int = 0
-    flows_ok: bool = True
     logs: dict[str, Path] = field(default_factory=dict)
 
 
@@ -93,27 +92,6 @@ def compressed_time(settings: Settings, speed: float, latency_s: float = 1.0) ->
     return settings.model_copy(update={"execution": execution.model_copy(update=update)})
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """WATTFLOW_* variables that give a flow process these settings (what differs from the defaults)."""
-    env = {
-        "WATTFLOW_STATE_DIR": str(settings.state_dir),
-        "WATTFLOW_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "WATTFLOW_QUESTDB_HOST": settings.questdb.host,
-        "WATTFLOW_QUESTDB_HTTP_PORT": str(settings.questdb.http_port),
-        "WATTFLOW_VENUE_HOST": settings.venue.host,
-        "WATTFLOW_VENUE_PORT": str(settings.venue.port),
-    }
-    if settings.venue.api_key is not None:
-        env["WATTFLOW_VENUE_API_KEY"] = settings.venue.api_key.get_secret_value()
-    env.update({f"WATTFLOW_TOPICS_{name.upper()}": str(value)
-                for name, value in settings.topics.model_dump().items()})
-    env.update({f"WATTFLOW_EXECUTION_{name.upper()}": str(value)
-                for name, value in settings.execution.model_dump().items()})
-    env.update({f"WATTFLOW_SIGNALS_{name.upper()}": str(value)
-                for name, value in settings.signals.model_dump().items()})
-    return env
-
-
 def prepare_run(settings: Settings, frame: FeedFrame, run_id: str) -> None:
     """Topics of this run (earlier demo runs' deleted) and the demo day's trading rows of earlier runs dropped."""
     from connectors.kafka.admin import delete_topics, ensure_topics, list_topics
@@ -134,7 +112,7 @@ def prepare_run(settings: Settings, frame: FeedFrame, run_id: str) -> None:
 def _flow(name: str, settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     from flows.cli_run import bytewax_command
 
-    env = {**os.environ, **settings_env(settings), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     command = bytewax_command(name, tail=True, batch_size=5_000, workers=1, recovery=None, snapshot_interval_s=5)
     return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             cwd=Path(__file__).resolve().parents[1])
@@ -155,7 +133,7 @@ def _end_offsets(settings: Settings, topics: list[str]) -> dict[str, int]:
         consumer.close()
 
 
-def run_trading_day(settings: Settings, frame: FeedFrame, feed_path: Path, *, speed: float,
+def run_trading_day(settings: Settings, frame: FeedFrame, *, speed: float,
                     bad: list[bytes], progress: Callable[[DayProgress], None] | None = None,
                     quiet_s: float = 4.0, timeout_s: float = 3600.0) -> TradingDay:
     """Play ``frame`` at the venue and trade it live; returns when the flows have caught up and stopped."""
@@ -250,7 +228,6 @@ def run_trading_day(settings: Settings, frame: FeedFrame, feed_path: Path, *, sp
 def _check(flows: dict[str, subprocess.Popen[bytes]], day: TradingDay) -> None:
     for name, process in flows.items():
         if process.poll() is not None:
-            day.flows_ok = False
             tail = day.logs[name].read_text(errors="replace")[-2000:]
             from wattflow.errors import WattflowError
 

@@ -122,12 +122,14 @@ def signal_rows(message: Mapping[str, Any]) -> list[SignalRow]:
     """The rows of one ``signals`` topic message (``connectors.kafka.records.signal_records``)."""
     columns, market = message["columns"], message.get("market") or {}
     n = len(columns["ts_ns"])
-    snapshot_columns = [np.asarray(market.get(name, [None] * n), dtype=np.float64) for name in MARKET_COLUMNS]
+    # Whole columns to Python floats at once (null -> NaN), then one zip over the rows.
+    snapshot = zip(*(np.asarray(market.get(name, [None] * n), dtype=np.float64).tolist() for name in MARKET_COLUMNS),
+                   strict=True)
+    targets = np.asarray(columns["target_position_mw"], dtype=np.float64).tolist()
     product, model = str(message["product"]), str(message["model"])
-    return [SignalRow(product, model, int(columns["ts_ns"][i]), int(columns["trade_id"][i]),
-                      float(columns["target_position_mw"][i]),
-                      MarketSnapshot(*(float(values[i]) for values in snapshot_columns)))
-            for i in range(n)]
+    return [SignalRow(product, model, int(ts), int(trade_id), target, MarketSnapshot(*values))
+            for ts, trade_id, target, values in zip(columns["ts_ns"], columns["trade_id"], targets, snapshot,
+                                                    strict=True)]
 
 
 # --- outputs -----------------------------------------------------------------------------------------
@@ -231,8 +233,6 @@ class EngineState:
     last_exec_id: dict[str, int] = field(default_factory=dict)  # client order id -> last applied exec_id
     last_signal: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (product, model) -> (ts, id)
     clock_ns: int = 0
-    submitted: int = 0
-    denied: int = 0
 
 
 # --- the engine --------------------------------------------------------------------------------------
@@ -308,13 +308,11 @@ class ExecutionEngine:
                              row.ts_ns, reduce_only=reduce_only)
         decision = self.risk.check(intent, row.market.mid_eur_per_mwh)
         if not decision.approved:
-            state.denied += 1
             out.events.append(Event(row.ts_ns, "RISK_DENIED", product, "WARNING", {
                 "reason": str(decision.reason), "detail": decision.detail, "client_order_id": plan.client_order_id,
                 "side": plan.side.name, "price_eur_per_mwh": plan.price_eur_per_mwh,
                 "quantity_mw": plan.quantity_mw, "trading_state": self.trading_state.value}))
             return out
-        state.submitted += 1
         state.working[product] = WorkingOrder(plan.client_order_id, product, int(plan.side), plan.price_eur_per_mwh,
                                               plan.quantity_mw, plan.quantity_mw, plan.tif, row.ts_ns)
         out.commands.append(Submit(plan, row.ts_ns, reduce_only, time.time_ns()))

@@ -101,17 +101,7 @@ def wait_for_count(settings: Settings, sql: str, expected: int, timeout_s: float
 
 def flow_env(settings: Settings) -> dict[str, str]:
     """Environment for a flow subprocess: the same settings as these, through WATTFLOW_* variables."""
-    topics = settings.topics
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "WATTFLOW_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "WATTFLOW_QUESTDB_HOST": settings.questdb.host,
-        "WATTFLOW_QUESTDB_HTTP_PORT": str(settings.questdb.http_port),
-        "WATTFLOW_STATE_DIR": str(settings.state_dir),
-        **{f"WATTFLOW_TOPICS_{name.upper()}": getattr(topics, name)
-           for name in TOPIC_NAMES},
-    }
+    return {**os.environ, "PYTHONPATH": str(ROOT), **settings.to_env()}
 
 
 def python() -> str:

@@ -18,7 +18,6 @@ from connectors.venue.handmade import BookEvent, TradeEvent, handmade_feed
 from connectors.venue.server import VenueServer, serve
 from operators.kernels.clock import gate_closure_ns
 from operators.models import MARKET_COLUMNS, SignalBatch
-from tests.helpers import TOPIC_NAMES, flow_env
 from wattflow.domain import NS_PER_SECOND, Side, datetime_to_ns
 from wattflow.settings import Settings
 from wattflow.stack.process import free_port
@@ -79,17 +78,6 @@ def acks_at_venue(server: VenueServer) -> list[str]:
     """Client order ids the venue created an order for (one ack each: a replayed id makes none)."""
     with server.lock:
         return [r.client_order_id for r in server.exchange.reports if r.kind == "ack"]
-
-
-def execution_env(settings: Settings, server: VenueServer) -> dict[str, str]:
-    """Environment for an execution flow subprocess: these settings, this venue."""
-    env = flow_env(settings)
-    env.update({f"WATTFLOW_TOPICS_{name.upper()}": getattr(settings.topics, name) for name in TOPIC_NAMES})
-    env.update({"WATTFLOW_VENUE_PORT": str(server.port), "WATTFLOW_VENUE_API_KEY": API,
-                "WATTFLOW_VENUE_TIMEOUT_S": str(settings.venue.timeout_s)})
-    env.update({f"WATTFLOW_EXECUTION_{name.upper()}": str(value)
-                for name, value in settings.execution.model_dump().items()})
-    return env
 
 
 @contextmanager

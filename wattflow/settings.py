@@ -286,6 +286,29 @@ class Settings(BaseSettings):
         """The effective settings as plain data, every secret masked."""
         return _mask(self.model_dump(mode="python"))
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``WATTFLOW_*`` variables (secrets included, unset fields left out): what a child
+        process (``python -m bytewax.run ...``) needs to run with exactly these settings."""
+        env = _env_of(self, exclude=set(_COMPONENTS))
+        for name in _COMPONENTS:
+            env.update(_env_of(getattr(self, name)))
+        return env
+
+
+#: The component settings of :class:`Settings`, each with its own prefix.
+_COMPONENTS = ("kafka", "questdb", "topics", "signals", "venue", "execution", "stack")
+
+
+def _env_of(component: BaseSettings, exclude: set[str] | None = None) -> dict[str, str]:
+    prefix = str(component.model_config.get("env_prefix", ""))
+    env = {}
+    for name in type(component).model_fields:
+        value = getattr(component, name)
+        if value is None or name in (exclude or ()):
+            continue
+        env[f"{prefix}{name.upper()}"] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    return env
+
 
 def _default_settings_file() -> Path | None:
     named = os.environ.get("WATTFLOW_SETTINGS_FILE")

@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -114,19 +114,6 @@ def _request(command: Submit) -> OrderRequest:
                         plan.quantity_mw, plan.tif, display_quantity_mw=plan.display_quantity_mw)
 
 
-@dataclass(slots=True)
-class SinkStats:
-    submitted: int = 0
-    acked: int = 0
-    rejected: int = 0
-    unknown: int = 0
-    blocked: int = 0
-    cancels: int = 0
-    cancel_alls: int = 0
-    resent: int = 0
-    statuses: dict[str, int] = field(default_factory=dict)
-
-
 class OrderDesk:
     """The venue side of the sink, without Bytewax, Kafka or QuestDB: commands in, order records out."""
 
@@ -134,7 +121,6 @@ class OrderDesk:
         self.client = client
         self.kept: dict[str, Submit] = {}  # never processed by the venue (breaker open, rate limited)
         self.pending: list[Cancel | CancelAll] = []  # cancels the venue has not confirmed yet
-        self.stats = SinkStats()
         self._wall_clock_ns = wall_clock_ns
         self._events_seen = 0
 
@@ -147,8 +133,6 @@ class OrderDesk:
             else:
                 records += self._cancel(command)
         records += self._reconcile()
-        for record in records:
-            self.stats.statuses[record.status] = self.stats.statuses.get(record.status, 0) + 1
         return records
 
     def client_events(self) -> list[Event]:
@@ -163,22 +147,15 @@ class OrderDesk:
                                 str(detail.get("product", "")), "WARNING", detail))
         return events
 
-    def _submit(self, command: Submit, *, resent: bool = False) -> OrderRecord:
-        self.stats.submitted += 1
+    def _submit(self, command: Submit) -> OrderRecord:
         outcome = self.client.submit(_request(command))
         answered = self._wall_clock_ns()
         status = outcome.status.value
         if outcome.status is SubmitStatus.ACKED:
-            self.stats.acked += 1
-            status = "RESENT" if resent else ("REPLAYED" if outcome.replayed else "ACKED")
+            status = "REPLAYED" if outcome.replayed else "ACKED"
         elif outcome.status is SubmitStatus.BLOCKED or outcome.reason == RATE_LIMITED:
-            self.stats.blocked += 1
             self.kept[command.client_order_id] = command
             status = "BLOCKED" if outcome.status is SubmitStatus.BLOCKED else RATE_LIMITED
-        elif outcome.status is SubmitStatus.UNKNOWN:
-            self.stats.unknown += 1
-        else:
-            self.stats.rejected += 1
         return _submit_record(command, status, attempts=outcome.attempts, reason=outcome.reason or "",
                               answered_wall_ns=answered)
 
@@ -222,14 +199,12 @@ class OrderDesk:
             command = self.pending[0]
             try:
                 if isinstance(command, Cancel):
-                    self.stats.cancels += 1
                     answer = self.client.cancel(command.client_order_id)
                     status = "NOT_FOUND" if answer is None else str(answer.get("status", "CANCELLED"))
                     records.append(OrderRecord(command.ts_ns, command.product, command.client_order_id, "CANCEL",
                                                status, reason=command.reason,
                                                answered_wall_ns=self._wall_clock_ns()))
                 else:
-                    self.stats.cancel_alls += 1
                     cancelled = self.client.cancel_all(command.product)
                     records.append(OrderRecord(command.ts_ns, command.product or "", "*", "CANCEL_ALL",
                                                f"CANCELLED_{len(cancelled)}", reason=command.reason,
@@ -252,7 +227,6 @@ class OrderDesk:
                 continue
             payload = self.client.not_found.pop(cid)
             outcome = self.client.submit(payload)
-            self.stats.resent += 1
             records.append(OrderRecord(0, str(payload.get("product", "")), cid, "RESUBMIT",
                                        "RESENT" if outcome.status is SubmitStatus.ACKED else outcome.status.value,
                                        attempts=outcome.attempts, reason=outcome.reason or "",

@@ -21,11 +21,10 @@ from connectors.kafka.reader import read_topic
 from connectors.kafka.records import signal_records
 from connectors.venue.server import FaultConfig, VenueServer
 from flows.cli_run import bytewax_command
-from tests.helpers import with_topics
+from tests.helpers import flow_env, with_topics
 from tests.trading import (
     T0,
     acks_at_venue,
-    execution_env,
     orders,
     reports_adapter,
     signals,
@@ -70,7 +69,7 @@ def test_outages_leave_no_order_lost_or_doubled(settings: Settings, unique: str,
                                                 tmp_path: Path) -> None:
     s = venue_settings(with_topics(settings, unique), venue, clip_interval_s=0.0, order_ttl_s=3600.0,
                        max_orders_per_interval=100_000)
-    env = execution_env(s, venue)
+    env = flow_env(s)
     env.update({"WATTFLOW_VENUE_TIMEOUT_S": "0.4", "WATTFLOW_VENUE_MAX_ATTEMPTS": "2",
                 "WATTFLOW_VENUE_BREAKER_FAILURES": "3", "WATTFLOW_VENUE_BREAKER_RESET_S": "0.5"})
     log = tmp_path / "flow.log"

@@ -17,8 +17,8 @@ from connectors.kafka.records import signal_records
 from connectors.venue.server import VenueServer
 from flows.cli_kill import send_kill
 from flows.cli_run import bytewax_command
-from tests.helpers import python, with_topics
-from tests.trading import T0, execution_env, reports_adapter, start_venue, venue_settings
+from tests.helpers import flow_env, python, with_topics
+from tests.trading import T0, reports_adapter, start_venue, venue_settings
 from wattflow.settings import Settings
 
 pytestmark = pytest.mark.stack
@@ -78,7 +78,7 @@ def test_kill_switch_under_load_halts_and_cancels_everything_within_a_second(
         settings: Settings, unique: str, venue: VenueServer, tmp_path: Path) -> None:
     s = venue_settings(with_topics(settings, unique), venue, clip_interval_s=0.0, order_ttl_s=3600.0,
                        max_orders_per_interval=100_000, max_total_position_mw=10_000.0)
-    env = execution_env(s, venue)
+    env = flow_env(s)
     flow = subprocess.Popen(bytewax_command("execution", tail=True, batch_size=2000, workers=1, recovery=None,
                                             snapshot_interval_s=5), env=env, stdout=subprocess.DEVNULL,
                             stderr=(tmp_path / "flow.log").open("wb"))

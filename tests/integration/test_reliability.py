@@ -197,7 +197,6 @@ def test_kafka_broker_killed_and_restarted_while_trading_loses_no_order(fault_st
     from tests.trading import (
         T0,
         acks_at_venue,
-        execution_env,
         orders,
         reports_adapter,
         signals,
@@ -211,7 +210,7 @@ def test_kafka_broker_killed_and_restarted_while_trading_loses_no_order(fault_st
                               order_ttl_s=3600.0, max_orders_per_interval=100_000)
     log = tmp_path / "flow.log"
     flow = subprocess.Popen(bytewax_command("execution", tail=True, batch_size=500, workers=1, recovery=None,
-                                            snapshot_interval_s=1), env=execution_env(settings, venue),
+                                            snapshot_interval_s=1), env=flow_env(settings),
                             stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     rounds, killed_at = 30, 10
     adapter = contextlib.ExitStack()  # the reports stream, closed in finally

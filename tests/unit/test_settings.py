@@ -61,3 +61,15 @@ def test_secrets_reach_the_clients_but_never_the_printout(monkeypatch: pytest.Mo
 def test_defaults_listen_on_loopback_only() -> None:
     assert KafkaSettings().bootstrap_servers.startswith("127.0.0.1:")
     assert QuestDBSettings().host == "127.0.0.1"
+
+
+def test_settings_survive_a_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a child process gets from ``to_env`` loads back as the very same settings, secrets included."""
+    original = Settings.load(venue={"api_key": "trade-key", "port": 8711}, execution={"max_clip_mw": 2.5},
+                             kafka={"sasl_password": "s3cret", "bootstrap_servers": "127.0.0.1:19092"})
+    env = original.to_env()
+    assert env["WATTFLOW_VENUE_API_KEY"] == "trade-key" and env["WATTFLOW_EXECUTION_MAX_CLIP_MW"] == "2.5"
+    assert "WATTFLOW_VENUE_FEED" not in env  # unset stays unset
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert Settings.load() == original
