@@ -34,7 +34,7 @@ from benchmarks.common import (
     wait_for_quiet,
     write_results,
 )
-from connectors.wire import decode_batch
+from connectors.wire.market import decode_batch
 from operators.validate import ProductWindows, validate_batch
 from wattflow.batches import IngestBatch, RawBatch
 

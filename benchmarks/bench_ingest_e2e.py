@@ -62,11 +62,11 @@ from benchmarks.common import (
 )
 from connectors.kafka.admin import ensure_topics, topic_partitions
 from connectors.kafka.producer import CheckedProducer
-from connectors.kafka.records import unpack
 from connectors.kafka.source import KafkaBatchSource
 from connectors.questdb.sink import RetryingWriter, TableRows
 from connectors.questdb.sql import QuestDBClient
-from connectors.wire import decode_batch
+from connectors.wire.market import decode_batch
+from connectors.wire.packed import unpack
 from flows.ingest import get_flow, to_kafka_records, to_table_rows
 from operators.validate import ProductWindows, validate_batch
 from wattflow.batches import RawBatch

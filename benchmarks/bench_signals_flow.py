@@ -60,11 +60,13 @@ from benchmarks.common import (
     wait_for_quiet,
     write_results,
 )
-from connectors.wire import decode_batch
-from operators.features import FeatureBatch, FeatureSettings, ProductEvents, ProductFeatures
-from operators.models import FULL_ACCESS, Model, ModelSettings, SignalBatch, load_models
+from connectors.wire.market import decode_batch
+from operators.features import FeatureSettings, ProductEvents, ProductFeatures
+from operators.models import Model, ModelSettings, load_models
 from operators.signals import by_product, product_features, run_models
 from wattflow.batches import BookBatch, IngestBatch, RawBatch, TickBatch
+from wattflow.features import FeatureBatch
+from wattflow.signals import FULL_ACCESS, SignalBatch
 from wattflow.stack.process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -398,7 +400,7 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 import flows.signals  # the real flow module: its imports (Kafka and QuestDB clients) count
-from connectors.wire import decode_batch
+from connectors.wire.market import decode_batch
 from operators.features import FeatureSettings
 from operators.models import ModelSettings, load_models
 from operators.signals import by_product, product_features, run_models

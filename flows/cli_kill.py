@@ -50,6 +50,7 @@ def send_kill(settings: Settings, command: str, *, reason: str = "", wait_s: flo
     """Put a kill-switch command on the control topic (delivery checked) and wait for its confirmations."""
     from confluent_kafka import Consumer, Producer, TopicPartition
 
+    from connectors.wire.control import control_message
     from wattflow.errors import KafkaError
 
     topics = settings.topics
@@ -77,9 +78,8 @@ def send_kill(settings: Settings, command: str, *, reason: str = "", wait_s: flo
             failures.append(str(error))
 
     sent = time.time_ns()
-    message = {"command": command, "id": command_id, "by": by or getpass.getuser(), "reason": reason,
-               "wall_ns": sent}
-    producer.produce(topics.control, orjson.dumps(message), key=b"control", on_delivery=delivered)
+    message = control_message(command, by=by or getpass.getuser(), reason=reason, command_id=command_id, wall_ns=sent)
+    producer.produce(topics.control, message, key=b"control", on_delivery=delivered)
     if producer.flush(30) or failures:
         raise KafkaError(f"the {command} command was not confirmed by the broker: {failures or 'timed out'}",
                          hint="check the broker (`wattflow stack status`) and send the command again")

@@ -13,9 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from connectors.questdb.sql import QuestDBClient
-from operators.positions import TOTAL
 from wattflow.domain import Product, area_rules
 from wattflow.errors import QuestDBError
+from wattflow.positions import TOTAL
 
 _COLUMNS = ("ts, product, area, position_mw, avg_price_eur_per_mwh, mark_eur_per_mwh, realised_pnl_eur, "
             "unrealised_pnl_eur, pnl_eur, traded_mw, imbalance_exposure_mw, gate_closed, trading_state")

@@ -15,13 +15,14 @@ from __future__ import annotations
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
-from connectors.kafka.records import dead_letter_records, packed_records
 from connectors.kafka.sink import KafkaRecords
 from connectors.kafka.source import KafkaBatchSource
 from connectors.questdb.rows import book_rows, dayahead_rows, dead_letter_rows, tick_rows
 from connectors.questdb.sink import TableRows
 from connectors.store_and_publish import Outputs, StoreAndPublishSink
-from connectors.wire import decode_batch
+from connectors.wire.dead_letters import dead_letter_records
+from connectors.wire.market import decode_batch
+from connectors.wire.packed import packed_records
 from operators.validate import validate
 from wattflow.batches import IngestBatch
 from wattflow.settings import Settings, TopicSettings

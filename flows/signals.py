@@ -14,16 +14,20 @@ from __future__ import annotations
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
-from connectors.kafka.records import dead_letter_records, feature_records, signal_records
 from connectors.kafka.source import KafkaBatchSource
 from connectors.questdb.rows import dead_letter_rows, feature_rows, signal_rows
 from connectors.store_and_publish import Outputs, StoreAndPublishSink
-from connectors.wire import decode_batch
-from operators.features import FeatureBatch, FeatureSettings
-from operators.models import ModelSettings, SignalBatch, load_models
+from connectors.wire.dead_letters import dead_letter_records
+from connectors.wire.features import feature_records
+from connectors.wire.market import decode_batch
+from connectors.wire.signals import signal_records
+from operators.features import FeatureSettings
+from operators.models import ModelSettings, load_models
 from operators.signals import by_product, product_features, run_models
 from wattflow.batches import DeadLetter
+from wattflow.features import FeatureBatch
 from wattflow.settings import Settings
+from wattflow.signals import SignalBatch
 
 
 def get_flow(settings: Settings | None = None, *, tail: bool = True, batch_size: int = 20_000) -> Dataflow:

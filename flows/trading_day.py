@@ -140,7 +140,7 @@ def run_trading_day(settings: Settings, frame: FeedFrame, *, speed: float,
     from connectors.kafka.producer import CheckedProducer
     from connectors.venue.adapter import VenueAdapter
     from connectors.venue.server import VenueServer
-    from flows.execution import control_message
+    from connectors.wire.control import control_message
     from wattflow.stack.process import free_port
 
     run_id = str(time.time_ns() // 1000)[:13]

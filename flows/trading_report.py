@@ -35,10 +35,9 @@ import orjson
 import pandas as pd
 
 from connectors.questdb.sql import QuestDBClient
-from operators.kernels.clock import gate_closure_ns
-from operators.positions import TOTAL
-from wattflow.domain import Product
+from wattflow.domain import Product, gate_closure_ns
 from wattflow.errors import QuestDBError
+from wattflow.positions import TOTAL
 from wattflow.settings import Settings
 
 if TYPE_CHECKING:

@@ -56,16 +56,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from operators.kernels.clock import gate_closure_ns
-from operators.models import MARKET_COLUMNS
-from operators.positions import PositionRow, Positions
-from operators.risk import OrderIntent, PreTradeRisk, RiskLimits, RiskState, TradingState
-from operators.sizing import MarketSnapshot, OrderPlan, SizingSettings, plan_from_market
-from wattflow.batches import DeadLetter
-from wattflow.domain import NS_PER_SECOND, Side
+from operators.positions import Positions
+from operators.risk import OrderIntent, PreTradeRisk, RiskLimits, RiskState
+from operators.sizing import SizingSettings, plan_from_market
+from wattflow.domain import NS_PER_SECOND, Side, gate_closure_ns
+from wattflow.enums import CancelReason, TimeInForce, TradingState
+from wattflow.events import Event
+from wattflow.execution import EngineOutput
+from wattflow.orders import Cancel, CancelAll, OrderPlan, Submit
 from wattflow.settings import ExecutionSettings
+from wattflow.signals import SignalRow
 
 #: Control commands and the trading state each sets.
 CONTROL_STATES: dict[str, TradingState] = {
@@ -106,99 +106,7 @@ class EngineSettings:
 # --- inputs ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SignalRow:
-    """One model's signal for one product at one trade, with the market then."""
-
-    product: str
-    model: str
-    ts_ns: int
-    trade_id: int
-    target_position_mw: float
-    market: MarketSnapshot
-
-
-def signal_rows(message: Mapping[str, Any]) -> list[SignalRow]:
-    """The rows of one ``signals`` topic message (``connectors.kafka.records.signal_records``)."""
-    columns, market = message["columns"], message.get("market") or {}
-    n = len(columns["ts_ns"])
-    # Whole columns to Python floats at once (null -> NaN), then one zip over the rows.
-    snapshot = zip(*(np.asarray(market.get(name, [None] * n), dtype=np.float64).tolist() for name in MARKET_COLUMNS),
-                   strict=True)
-    targets = np.asarray(columns["target_position_mw"], dtype=np.float64).tolist()
-    product, model = str(message["product"]), str(message["model"])
-    return [SignalRow(product, model, int(ts), int(trade_id), target, MarketSnapshot(*values))
-            for ts, trade_id, target, values in zip(columns["ts_ns"], columns["trade_id"], targets, snapshot,
-                                                    strict=True)]
-
-
 # --- outputs -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Submit:
-    """Send this order to the venue (the sink retries it under the same client order id)."""
-
-    plan: OrderPlan
-    ts_ns: int  # event time of the decision
-    reduce_only: bool = False
-    decided_wall_ns: int = 0  # wall clock when the engine decided (for latency figures only)
-
-    @property
-    def client_order_id(self) -> str:
-        return self.plan.client_order_id
-
-    @property
-    def product(self) -> str:
-        return self.plan.product
-
-
-@dataclass(frozen=True, slots=True)
-class Cancel:
-    client_order_id: str
-    product: str
-    reason: str  # STALE, REPRICE, WRONG_SIDE, GATE_CLOSURE
-    ts_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class CancelAll:
-    product: str | None  # None: every product
-    reason: str  # HALTED, REDUCING
-    ts_ns: int
-
-
-Command = Submit | Cancel | CancelAll
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """An exceptional event: ``kind`` UPPER_SNAKE, ``detail`` plain data (for the events topic and table)."""
-
-    ts_ns: int
-    kind: str
-    product: str
-    severity: str
-    detail: dict[str, Any]
-
-
-@dataclass(slots=True)
-class EngineOutput:
-    commands: list[Command] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    positions: list[PositionRow] = field(default_factory=list)
-    reports: list[dict[str, Any]] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)  # input the flow could not decode
-
-    def __bool__(self) -> bool:
-        return bool(self.commands or self.events or self.positions or self.reports or self.dead)
-
-    def extend(self, other: EngineOutput) -> None:
-        self.commands += other.commands
-        self.events += other.events
-        self.positions += other.positions
-        self.reports += other.reports
-        self.dead += other.dead
 
 
 # --- state -------------------------------------------------------------------------------------------
@@ -212,7 +120,7 @@ class WorkingOrder:
     price_eur_per_mwh: float
     quantity_mw: float
     leaves_mw: float
-    tif: str
+    tif: TimeInForce
     submitted_ns: int
 
 
@@ -331,19 +239,19 @@ class ExecutionEngine:
         return target
 
     def _stale(self, working: WorkingOrder, row: SignalRow, target_mw: float, position_mw: float,
-               fresh: OrderPlan | None) -> str | None:
+               fresh: OrderPlan | None) -> CancelReason | None:
         """Why the working order should be replaced now (``fresh``: what sizing would place instead), or None."""
         if row.ts_ns - working.submitted_ns >= self.settings.order_ttl_ns:
-            return "STALE"
+            return CancelReason.STALE
         wanted = target_mw - position_mw
         if abs(wanted) < self.settings.sizing.min_clip_mw or (wanted > 0) != (working.side > 0):
-            return "WRONG_SIDE"
+            return CancelReason.WRONG_SIDE
         if fresh is not None and abs(fresh.price_eur_per_mwh - working.price_eur_per_mwh) >= (
                 self.settings.reprice_eur_per_mwh - 1e-9) and self.settings.reprice_eur_per_mwh > 0:
-            return "REPRICE"
+            return CancelReason.REPRICE
         return None
 
-    def _cancel(self, working: WorkingOrder, reason: str, ts_ns: int) -> Cancel:
+    def _cancel(self, working: WorkingOrder, reason: CancelReason, ts_ns: int) -> Cancel:
         """Stop working an order now (cancel/replace): sizing no longer counts it, but pre-trade risk does until
         a report closes it (the cancel may lose the race against a fill), so no race can break a limit."""
         del self.state.working[working.product]
@@ -378,7 +286,7 @@ class ExecutionEngine:
         self.state.stale.add(product)
         working = self.state.working.get(product)
         if working is not None:
-            out.commands.append(self._cancel(working, "FEED_STALE", ts_ns))
+            out.commands.append(self._cancel(working, CancelReason.FEED_STALE, ts_ns))
         out.events.append(Event(ts_ns, "FEED_STALE", product, "WARNING", {
             "silent_s": (ts_ns - seen_ns) / NS_PER_SECOND, "bound_s": self.settings.stale_after_ns / NS_PER_SECOND,
             "position_mw": self.state.positions.position_mw(product), "cancelled": working is not None}))
@@ -391,7 +299,7 @@ class ExecutionEngine:
         state.closed.add(product)
         working = state.working.get(product)
         if working is not None:
-            out.commands.append(self._cancel(working, "GATE_CLOSURE", close_ns))
+            out.commands.append(self._cancel(working, CancelReason.GATE_CLOSURE, close_ns))
         row = state.positions.on_gate_closure(product, close_ns)
         if row is not None:
             out.positions.append(row)
@@ -468,7 +376,7 @@ class ExecutionEngine:
                                             "applied_wall_ns": time.time_ns()}))
         if new is not TradingState.ACTIVE:
             for working in list(self.state.working.values()):
-                self._cancel(working, new.value, when)
-            out.commands.append(CancelAll(None, new.value, when))
+                self._cancel(working, CancelReason(new.value), when)
+            out.commands.append(CancelAll(None, CancelReason(new.value), when))
         out.positions += self.state.positions.rows(self.state.clock_ns, new.value)
         return out

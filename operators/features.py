@@ -26,14 +26,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from operators.kernels import (
-    BOOK_FEATURES,
     BookState,
     EwmaState,
     IntensityState,
     MomentsState,
     TradeWindowState,
     ewma,
-    gate_closure_ns,
     rolling_moments,
     rolling_trades,
     spread_to_day_ahead,
@@ -42,19 +40,12 @@ from operators.kernels import (
     update_book,
 )
 from wattflow.batches import BookBatch, TickBatch
-from wattflow.domain import NS_PER_MINUTE
+from wattflow.domain import NS_PER_MINUTE, gate_closure_ns
+from wattflow.features import BOOK_FEATURES, FEATURE_NAMES, FeatureBatch
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
-#: Feature columns, in order, with their units in the names.
-FEATURE_NAMES: tuple[str, ...] = (
-    "price_eur_per_mwh", "quantity_mw", "side",
-    "mean_eur_per_mwh", "zscore", "vwap_eur_per_mwh", "realised_volatility_eur_per_mwh", "volume_mw",
-    "ewma_fast_eur_per_mwh", "ewma_slow_eur_per_mwh", "trades_per_min", "intensity_trend_per_min2",
-    *BOOK_FEATURES,
-    "day_ahead_eur_per_mwh", "spread_to_day_ahead_eur_per_mwh", "minutes_to_gate_closure",
-)
 _BOOK_COLUMNS = slice(FEATURE_NAMES.index(BOOK_FEATURES[0]), FEATURE_NAMES.index(BOOK_FEATURES[-1]) + 1)
 
 
@@ -68,22 +59,6 @@ class FeatureSettings:
     depth_levels: int = 5
     band_eur_per_mwh: float = 5.0
     max_held_events: int = 250_000
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureBatch:
-    """Features of one product at each of its trades: ``values[k]`` is column ``FEATURE_NAMES[k]``."""
-
-    product: str
-    ts_ns: I64
-    trade_id: I64
-    values: F64  # shape (len(FEATURE_NAMES), n)
-
-    def __len__(self) -> int:
-        return len(self.ts_ns)
-
-    def column(self, name: str) -> F64:
-        return self.values[FEATURE_NAMES.index(name)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,9 +47,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from wattflow.domain import Product
+from wattflow.positions import TOTAL, PositionRow
 
-#: The product column of the account total row.
-TOTAL = "TOTAL"
 #: Positions are rounded to this many decimals of a MW so that sums of 0.1 MW steps do not drift.
 _MW_DECIMALS = 6
 
@@ -65,24 +64,6 @@ def _state(trading_state: str | enum.Enum) -> str:
 def delivery_hours(product: str) -> float:
     """Hours of delivery of a product key (PT15M: 0.25); raises ValueError for a key that does not parse."""
     return Product.parse(product).duration_min / 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class PositionRow:
-    """One row of the QuestDB ``positions`` table (``product`` is ``TOTAL`` for the account total)."""
-
-    ts_ns: int
-    product: str
-    position_mw: float
-    avg_price_eur_per_mwh: float
-    mark_eur_per_mwh: float
-    realised_pnl_eur: float
-    unrealised_pnl_eur: float
-    pnl_eur: float
-    traded_mw: float
-    imbalance_exposure_mw: float
-    gate_closed: bool
-    trading_state: str
 
 
 @dataclass(slots=True)

@@ -60,6 +60,7 @@ from wattflow.domain import (
     Product,
     Side,
 )
+from wattflow.enums import TradingState
 
 #: Tolerance of the tick and step grids, in ticks or steps (as in ``operators.validate``).
 _GRID_TOLERANCE = 1e-6
@@ -67,14 +68,6 @@ _GRID_TOLERANCE = 1e-6
 _EPSILON = 1e-9
 #: Positions are rounded to this many decimals of a MW so that sums of 0.1 MW steps do not drift.
 _MW_DECIMALS = 6
-
-
-class TradingState(enum.Enum):
-    """The kill switch: ACTIVE trades, REDUCING only lets positions shrink, HALTED stops every new order."""
-
-    ACTIVE = "ACTIVE"
-    REDUCING = "REDUCING"
-    HALTED = "HALTED"
 
 
 class DenialReason(enum.StrEnum):

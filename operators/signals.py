@@ -8,10 +8,12 @@ from bytewax import operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulLogic
 
-from operators.features import FeatureBatch, FeatureSettings, ProductEvents, ProductFeatures
-from operators.models import FULL_ACCESS, Model, SignalBatch
+from operators.features import FeatureSettings, ProductEvents, ProductFeatures
+from operators.models import Model
 from wattflow.batches import IngestBatch
 from wattflow.domain import NS_PER_MINUTE, Product
+from wattflow.features import FeatureBatch
+from wattflow.signals import FULL_ACCESS, SignalBatch
 
 
 def by_product(batch: IngestBatch, durations_min: tuple[int, ...] = (15, 60)) -> list[tuple[str, ProductEvents]]:

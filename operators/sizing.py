@@ -28,9 +28,11 @@ import hashlib
 import math
 from dataclasses import dataclass
 
-from operators.features import FeatureBatch
-from operators.models import MARKET_COLUMNS, SignalBatch
 from wattflow.domain import PRICE_TICK_EUR_PER_MWH, QUANTITY_STEP_MW, Side
+from wattflow.enums import TimeInForce
+from wattflow.features import FeatureBatch
+from wattflow.orders import OrderPlan
+from wattflow.signals import MarketSnapshot, SignalBatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,24 +48,6 @@ class SizingSettings:
     ioc_cross_eur_per_mwh: float = 0.5
     #: A resting (GTC) order larger than this shows only this much (an iceberg); 0: never.
     iceberg_display_mw: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class OrderPlan:
-    """A limit order to place, with why and what it is expected to cost."""
-
-    client_order_id: str
-    product: str
-    model: str
-    side: Side
-    price_eur_per_mwh: float
-    quantity_mw: float
-    tif: str
-    urgency: float
-    arrival_mid_eur_per_mwh: float
-    estimated_slippage_eur_per_mwh: float
-    signal_ts_ns: int
-    display_quantity_mw: float | None = None  # an iceberg's visible clip
 
 
 def client_order_id(product: str, model: str, ts_ns: int, trade_id: int) -> str:
@@ -90,23 +74,6 @@ def _finite_or_zero(value: float) -> float:
 
 def urgency(minutes_to_gate_closure: float, window_min: float) -> float:
     return min(max(1.0 - minutes_to_gate_closure / window_min, 0.0), 1.0)
-
-
-@dataclass(frozen=True, slots=True)
-class MarketSnapshot:
-    """What sizing needs to know about a product's market at one moment (NaN: not known)."""
-
-    minutes_to_gate_closure: float
-    best_bid_eur_per_mwh: float
-    best_ask_eur_per_mwh: float
-    mid_eur_per_mwh: float
-    bid_depth_near_mid_mw: float
-    ask_depth_near_mid_mw: float
-    volume_mw: float
-
-    @classmethod
-    def of(cls, features: FeatureBatch, row: int) -> MarketSnapshot:
-        return cls(*(float(features.column(name)[row]) for name in MARKET_COLUMNS))
 
 
 def plan_order(signals: SignalBatch, features: FeatureBatch, position_mw: float,
@@ -147,14 +114,14 @@ def plan_from_market(product: str, model: str, ts_ns: int, trade_id: int, target
         raw = bid if math.isfinite(bid) else ask
     else:
         return None
-    tif = "IOC" if u >= settings.ioc_urgency else "GTC"
-    if tif == "IOC" and math.isfinite(bid) and math.isfinite(ask):
+    tif = TimeInForce.IOC if u >= settings.ioc_urgency else TimeInForce.GTC
+    if tif is TimeInForce.IOC and math.isfinite(bid) and math.isfinite(ask):
         raw += settings.ioc_cross_eur_per_mwh * side
     price = _tick(raw, side)
     mid = market.mid_eur_per_mwh if math.isfinite(market.mid_eur_per_mwh) else raw
     slippage = price - mid if side is Side.BUY else mid - price
     display = settings.iceberg_display_mw
-    iceberg = tif == "GTC" and 0 < display < quantity - 1e-9
+    iceberg = tif is TimeInForce.GTC and 0 < display < quantity - 1e-9
     return OrderPlan(
         client_order_id(product, model, ts_ns, trade_id), product, model, side,
         price, round(quantity, 1), tif, u, mid, slippage, ts_ns, _steps_down(display) if iceberg else None,

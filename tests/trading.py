@@ -16,10 +16,9 @@ from connectors.feeds.files import write_feed
 from connectors.kafka.reader import read_topic
 from connectors.venue.handmade import BookEvent, TradeEvent, handmade_feed
 from connectors.venue.server import VenueServer, serve
-from operators.kernels.clock import gate_closure_ns
-from operators.models import MARKET_COLUMNS, SignalBatch
-from wattflow.domain import NS_PER_SECOND, Side, datetime_to_ns
+from wattflow.domain import NS_PER_SECOND, Side, datetime_to_ns, gate_closure_ns
 from wattflow.settings import Settings
+from wattflow.signals import MARKET_COLUMNS, SignalBatch
 from wattflow.stack.process import free_port
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 NS_PER_SECOND = 1_000_000_000
@@ -165,6 +166,16 @@ class Product:
     def trading_window(self, rules: AreaRules | None = None) -> TradingWindow:
         return trading_window(self, rules)
 
+    def gate_closure_ns(self, gate: Gate = "area") -> int:
+        """UTC ns of this product's gate closure under its area's rules (``gate``: which of the three)."""
+        window = trading_window(self)
+        return {"cross_border": window.cross_border_close_ns, "area": window.area_close_ns,
+                "local": window.local_close_ns}[gate]
+
+
+#: Which gate closure a caller means: cross-border (60 min before delivery), area (30) or control area (5).
+Gate = Literal["cross_border", "area", "local"]
+
 
 @lru_cache(maxsize=65_536)
 def _parse_product(key: str) -> Product:
@@ -204,6 +215,17 @@ def trading_window(product: Product, rules: AreaRules | None = None) -> TradingW
     )
 
 
+def product_area(key: str) -> str:
+    """The delivery area of a product key (``DE-LU:2018-10-28T01:00Z:PT15M`` -> ``DE-LU``), or ``""`` for an
+    empty key. Cheap (no parse): the area is the key's prefix by construction of :attr:`Product.key`."""
+    return key.partition(":")[0]
+
+
+def gate_closure_ns(product_key: str, gate: Gate = "area") -> int:
+    """UTC ns of a product's gate closure under its area's rules (:meth:`Product.gate_closure_ns`)."""
+    return Product.parse(product_key).gate_closure_ns(gate)
+
+
 def delivery_day_bounds_ns(area: str, day: date) -> tuple[int, int]:
     """UTC ns of the first and one past the last instant of a local delivery day (23, 24 or 25 hours)."""
     zone = ZoneInfo(area_rules(area).timezone)
@@ -241,7 +263,7 @@ class Tick:
 
     @property
     def area(self) -> str:
-        return self.product.split(":", 1)[0]
+        return product_area(self.product)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from connectors.questdb.sink import TableRows
-from operators.positions import TOTAL, PositionRow
+from wattflow.positions import TOTAL, PositionRow
 
 #: The area column of the account total row.
 ALL_AREAS = "ALL"

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 
 from connectors.questdb.sink import TableRows
-from operators.features import FEATURE_NAMES, FeatureBatch
-from operators.models import SignalBatch
 from wattflow.batches import BookBatch, DayAheadBatch, DeadLetter, TickBatch
+from wattflow.features import FEATURE_NAMES, FeatureBatch
+from wattflow.signals import SignalBatch
 
 _SIDE_CATEGORIES = pd.CategoricalDtype(["SELL", "BUY"])
 

@@ -8,7 +8,7 @@ with microsecond TIMESTAMP two events a few ns apart would share a dedup key and
 from __future__ import annotations
 
 from connectors.questdb.sql import QuestDBClient
-from operators.features import FEATURE_NAMES
+from wattflow.features import FEATURE_NAMES
 
 _FEATURE_COLUMNS = ", ".join(f"{name} DOUBLE" for name in FEATURE_NAMES)
 

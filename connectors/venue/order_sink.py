@@ -44,7 +44,6 @@ import pandas as pd
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from connectors.kafka.producer import CheckedProducer
-from connectors.kafka.records import dead_letter_records
 from connectors.kafka.sink import KafkaRecords
 from connectors.questdb.position_rows import position_rows
 from connectors.questdb.rows import dead_letter_rows
@@ -57,8 +56,11 @@ from connectors.venue.client import (
     SubmitStatus,
     VenueClient,
 )
-from operators.execution import Cancel, CancelAll, EngineOutput, Event, Submit
+from connectors.wire.dead_letters import dead_letter_records
 from wattflow.errors import VenueError
+from wattflow.events import Event
+from wattflow.execution import EngineOutput
+from wattflow.orders import Cancel, CancelAll, Submit
 from wattflow.settings import KafkaSettings, QuestDBSettings, TopicSettings, VenueSettings
 
 log = logging.getLogger(__name__)

@@ -22,16 +22,16 @@ A call costs about 1 us whatever the batch size: call once per product per batch
 """
 
 from operators.kernels.anchor import spread_to_day_ahead
-from operators.kernels.book import BOOK_FEATURES, BookFeatures, BookState, update_book
-from operators.kernels.clock import gate_closure_ns, time_to_gate_closure_min
+from operators.kernels.book import BookFeatures, BookState, update_book
+from operators.kernels.clock import time_to_gate_closure_min
 from operators.kernels.ewma import EwmaState, ewma
 from operators.kernels.intensity import Intensity, IntensityState, trade_intensity
 from operators.kernels.moments import Moments, MomentsState, rolling_moments
 from operators.kernels.trades import TradeStats, TradeWindowState, rolling_trades, trades_per_minute
 from operators.kernels.window import NO_TIME_LIMIT_NS
+from wattflow.domain import gate_closure_ns
 
 __all__ = [
-    "BOOK_FEATURES",
     "NO_TIME_LIMIT_NS",
     "BookFeatures",
     "BookState",

@@ -29,15 +29,15 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from wattflow.features import BOOK_FEATURES
+
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 I8 = NDArray[np.int8]
 
 #: Levels kept per side unless told otherwise.
 DEFAULT_MAX_LEVELS = 10
-#: Rows of the kernel's output matrix, in the order of :class:`BookFeatures`.
-BOOK_FEATURES = ("best_bid_eur_per_mwh", "best_ask_eur_per_mwh", "mid_eur_per_mwh", "spread_eur_per_mwh",
-                 "bid_depth_mw", "ask_depth_mw", "imbalance", "bid_depth_near_mid_mw", "ask_depth_near_mid_mw")
+#: Rows of the kernel's output matrix, in the order of :class:`BookFeatures` (the vocabulary's list).
 _BID, _ASK = 0, 1
 
 

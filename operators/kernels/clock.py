@@ -3,22 +3,20 @@
 ``time_to_gate_closure_min = (gate_closure_ns - ts_ns) / 60e9`` (minutes, float64): positive while the
 gate is open, 0 at closure, negative for an event after it (a late or replayed record says so rather than
 being clipped). Which gate is meant is the caller's choice: the cross-border closure (60 minutes before
-delivery), the area closure (30) or the control-area closure (5); :func:`gate_closure_ns` looks it up.
+delivery), the area closure (30) or the control-area closure (5); :func:`wattflow.domain.gate_closure_ns` looks it up.
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from wattflow.domain import NS_PER_MINUTE, Product, trading_window
+from wattflow.domain import NS_PER_MINUTE, gate_closure_ns
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
-Gate = Literal["cross_border", "area", "local"]
+__all__ = ["gate_closure_ns", "time_to_gate_closure_kernel", "time_to_gate_closure_min"]
 
 
 @njit(cache=True)
@@ -34,10 +32,3 @@ def time_to_gate_closure_min(ts_ns: I64, gate_closure_ns: int) -> F64:
     out = np.empty(len(ts_ns))
     time_to_gate_closure_kernel(ts_ns, int(gate_closure_ns), out)
     return out
-
-
-def gate_closure_ns(product_key: str, gate: Gate = "area") -> int:
-    """UTC ns of a product's gate closure under its area's rules (``wattflow.domain.trading_window``)."""
-    window = trading_window(Product.parse(product_key))
-    return {"cross_border": window.cross_border_close_ns, "area": window.area_close_ns,
-            "local": window.local_close_ns}[gate]

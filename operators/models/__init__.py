@@ -11,56 +11,14 @@ when access is partial; until the events feed-back lands it reports full access.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from operators.features import FeatureBatch
-
-
-@dataclass(frozen=True, slots=True)
-class MarketAccess:
-    """How much of the market we see for a product: 1.0 full view, 0.0 blind."""
-
-    coverage: float = 1.0
-    feed_gaps_last_hour: int = 0
-    venue_outage: bool = False
-
-
-FULL_ACCESS = MarketAccess()
-
-
-#: The feature columns a signal carries as its ``market`` snapshot: what order sizing needs to know.
-MARKET_COLUMNS: tuple[str, ...] = (
-    "minutes_to_gate_closure", "best_bid_eur_per_mwh", "best_ask_eur_per_mwh", "mid_eur_per_mwh",
-    "bid_depth_near_mid_mw", "ask_depth_near_mid_mw", "volume_mw")
-
-
-@dataclass(frozen=True, slots=True)
-class SignalBatch:
-    """Signals of one model for one product, one per trade it looked at.
-
-    ``direction`` +1 buy / -1 sell / 0 flat; ``strength`` and ``confidence`` in [0, 1];
-    ``target_position_mw`` the position the model would like to hold; ``horizon_s`` how long it expects
-    the signal to stay valid.
-    """
-
-    product: str
-    model: str
-    ts_ns: NDArray[np.int64]
-    trade_id: NDArray[np.int64]
-    direction: NDArray[np.int8]
-    strength: NDArray[np.float64]
-    target_position_mw: NDArray[np.float64]
-    confidence: NDArray[np.float64]
-    horizon_s: NDArray[np.float64]
-    #: The market at each signal (``MARKET_COLUMNS``), so that execution can size without the features topic.
-    market: dict[str, NDArray[np.float64]] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ts_ns)
+from wattflow.features import FeatureBatch
+from wattflow.signals import MARKET_COLUMNS, MarketAccess, SignalBatch
 
 
 @dataclass(frozen=True, slots=True)

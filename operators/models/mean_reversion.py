@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from operators.features import FeatureBatch
-from operators.models import MarketAccess, ModelSettings, SignalBatch, to_signal
+from operators.models import ModelSettings, to_signal
+from wattflow.features import FeatureBatch
+from wattflow.signals import MarketAccess, SignalBatch
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ import pytest
 from bytewax.testing import run_main
 
 from connectors.kafka.reader import read_topic
-from connectors.kafka.records import signal_records
 from connectors.questdb.sql import QuestDBClient
 from connectors.venue.server import VenueServer
+from connectors.wire.signals import signal_records
 from flows import execution as execution_flow
 from tests.helpers import count, produce, with_topics
 from tests.trading import KEY, T0, acks_at_venue, orders, signals, start_venue, venue_settings

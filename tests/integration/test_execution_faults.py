@@ -18,8 +18,8 @@ import pytest
 
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.reader import read_topic
-from connectors.kafka.records import signal_records
 from connectors.venue.server import FaultConfig, VenueServer
+from connectors.wire.signals import signal_records
 from flows.cli_run import bytewax_command
 from tests.helpers import flow_env, with_topics
 from tests.trading import (

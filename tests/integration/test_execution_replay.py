@@ -21,13 +21,12 @@ from connectors.feeds.smard import day_ahead_day
 from connectors.kafka.admin import ensure_topics
 from connectors.kafka.reader import read_topic
 from connectors.venue.server import serve
+from connectors.wire.signals import signal_rows
 from flows import execution as execution_flow
 from flows import signals as signals_flow
-from operators.execution import signal_rows
-from operators.kernels.clock import gate_closure_ns
 from tests.helpers import produce, run_ingest, with_topics
 from tests.trading import ADMIN, API, orders, venue_settings
-from wattflow.domain import Product
+from wattflow.domain import Product, gate_closure_ns
 from wattflow.settings import Settings
 from wattflow.stack.process import free_port
 

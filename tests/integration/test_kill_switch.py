@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from connectors.kafka.producer import CheckedProducer
-from connectors.kafka.records import signal_records
 from connectors.venue.server import VenueServer
+from connectors.wire.signals import signal_records
 from flows.cli_kill import send_kill
 from flows.cli_run import bytewax_command
 from tests.helpers import flow_env, python, with_topics

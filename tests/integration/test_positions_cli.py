@@ -17,9 +17,10 @@ from connectors.questdb.sink import RetryingWriter
 from connectors.questdb.sql import QuestDBClient
 from connectors.questdb.tables import TABLES
 from flows import cli_positions
-from operators.positions import TOTAL, PositionRow, Positions
-from operators.risk import TradingState
+from operators.positions import Positions
 from wattflow.domain import NS_PER_SECOND
+from wattflow.enums import TradingState
+from wattflow.positions import TOTAL, PositionRow
 from wattflow.settings import Settings
 from wattflow.stack.process import free_port
 

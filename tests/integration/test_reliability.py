@@ -193,7 +193,7 @@ def test_kafka_broker_killed_and_restarted_while_trading_loses_no_order(fault_st
     """R2: the broker is SIGKILLed and restarted while the execution flow trades; every order the venue took
     has its record on the orders topic, and none was sent twice."""
     from connectors.kafka.producer import CheckedProducer
-    from connectors.kafka.records import signal_records
+    from connectors.wire.signals import signal_records
     from tests.trading import (
         T0,
         acks_at_venue,

@@ -41,10 +41,9 @@ from connectors.questdb.sink import RetryingWriter, TableRows
 from connectors.questdb.sql import QuestDBClient
 from connectors.venue.order_sink import OrderRecord, event_rows, order_rows, report_rows
 from flows.trading_report import print_trading_summary, trading_plots, trading_summary
-from operators.execution import Event
-from operators.kernels.clock import gate_closure_ns
 from operators.positions import Positions
-from wattflow.domain import NS_PER_SECOND, Product
+from wattflow.domain import NS_PER_SECOND, Product, gate_closure_ns
+from wattflow.events import Event
 from wattflow.settings import Settings
 
 pytestmark = pytest.mark.stack

@@ -18,7 +18,7 @@ from benchmarks.bench_tick_to_order import (
     scheduled_from_event,
     summary_ms,
 )
-from connectors.wire import decode_batch
+from connectors.wire.market import decode_batch
 from operators.validate import ProductWindows, validate_batch
 from wattflow.batches import RawBatch
 

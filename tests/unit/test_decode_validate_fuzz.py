@@ -9,7 +9,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.wire import decode_batch
+from connectors.wire.market import decode_batch
 from operators.validate import ProductWindows, validate_batch
 from wattflow.batches import RawBatch
 

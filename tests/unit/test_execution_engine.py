@@ -10,20 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.execution import (
-    Cancel,
-    CancelAll,
-    EngineOutput,
-    EngineSettings,
-    ExecutionEngine,
-    SignalRow,
-    Submit,
-    signal_rows,
-)
-from operators.kernels.clock import gate_closure_ns
-from operators.risk import RiskLimits, TradingState
-from operators.sizing import MarketSnapshot, SizingSettings
-from wattflow.domain import NS_PER_MINUTE, NS_PER_SECOND
+from connectors.wire.signals import signal_rows
+from operators.execution import EngineSettings, ExecutionEngine
+from operators.risk import RiskLimits
+from operators.sizing import SizingSettings
+from wattflow.domain import NS_PER_MINUTE, NS_PER_SECOND, gate_closure_ns
+from wattflow.enums import TradingState
+from wattflow.execution import EngineOutput
+from wattflow.orders import Cancel, CancelAll, Submit
+from wattflow.signals import MarketSnapshot, SignalRow
 
 PRODUCT = "DE-LU:2018-10-28T12:00Z:PT60M"
 OTHER = "DE-LU:2018-10-28T13:00Z:PT60M"
@@ -280,7 +275,7 @@ def test_a_product_that_goes_silent_is_stale_within_the_bound_and_its_order_is_c
 
 def test_events_at_the_same_moment_are_distinct_rows_and_a_replay_is_the_same_row() -> None:
     from connectors.venue.order_sink import event_rows
-    from operators.execution import Event
+    from wattflow.events import Event
 
     same_time = [Event(T0, "FEED_STALE", PRODUCT, "WARNING", {"silent_s": 630.0}),
                  Event(T0, "FEED_STALE", OTHER, "WARNING", {"silent_s": 630.0}),

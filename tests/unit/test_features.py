@@ -12,9 +12,10 @@ import pytest
 
 from connectors.feeds.files import BOOK, TRADE, FeedFrame, json_lines
 from connectors.feeds.simulator import simulate_day
-from connectors.wire import decode_batch
-from operators.features import FEATURE_NAMES, FeatureBatch, FeatureSettings, ProductEvents, ProductFeatures
+from connectors.wire.market import decode_batch
+from operators.features import FeatureSettings, ProductEvents, ProductFeatures
 from wattflow.batches import BookBatch, RawBatch, TickBatch
+from wattflow.features import FEATURE_NAMES, FeatureBatch
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,6 @@ from operators.kernels import (
     MomentsState,
     TradeWindowState,
     ewma,
-    gate_closure_ns,
     rolling_moments,
     rolling_trades,
     spread_to_day_ahead,
@@ -41,7 +40,7 @@ from operators.kernels import (
     trade_intensity,
     trades_per_minute,
 )
-from wattflow.domain import NS_PER_MINUTE, NS_PER_SECOND
+from wattflow.domain import NS_PER_MINUTE, NS_PER_SECOND, gate_closure_ns
 
 START_NS = 1_540_680_000_000_000_000
 RTOL = 1e-9

@@ -21,7 +21,8 @@ from numpy.typing import NDArray
 
 from connectors.feeds.files import BOOK, TRADE
 from connectors.feeds.simulator import simulate_day
-from operators.kernels import BOOK_FEATURES, BookState, update_book
+from operators.kernels import BookState, update_book
+from wattflow.features import BOOK_FEATURES
 
 MAX_LEVELS = 10
 NAN = float("nan")

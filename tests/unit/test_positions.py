@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.positions import TOTAL, PositionRow, Positions, delivery_hours
-from operators.risk import TradingState
+from operators.positions import Positions, delivery_hours
+from wattflow.enums import TradingState
+from wattflow.positions import TOTAL, PositionRow
 
 HOURLY = "DE-LU:2018-10-28T10:00Z:PT60M"
 HALF = "DE-LU:2018-10-28T10:30Z:PT30M"

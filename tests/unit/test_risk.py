@@ -11,16 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.risk import (
-    DenialReason,
-    OrderIntent,
-    PreTradeRisk,
-    RiskDecision,
-    RiskLimits,
-    RiskState,
-    TradingState,
-)
+from operators.risk import DenialReason, OrderIntent, PreTradeRisk, RiskDecision, RiskLimits, RiskState
 from wattflow.domain import NS_PER_MINUTE, NS_PER_SECOND, Side
+from wattflow.enums import TradingState
 
 HOURLY = "DE-LU:2018-10-28T10:00Z:PT60M"
 QUARTER = "DE-LU:2018-10-28T10:15Z:PT15M"

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.features import FEATURE_NAMES, FeatureBatch
-from operators.models import SignalBatch
 from operators.sizing import SizingSettings, client_order_id, plan_order, urgency
 from wattflow.domain import Side
+from wattflow.features import FEATURE_NAMES, FeatureBatch
+from wattflow.signals import SignalBatch
 
 PRODUCT = "DE-LU:2018-10-28T12:00Z:PT60M"
 
@@ -115,7 +115,8 @@ def test_plans_respect_every_limit(target: float, position: float, depth: float,
 
 
 def test_a_resting_clip_larger_than_the_display_is_an_iceberg() -> None:
-    from operators.sizing import MarketSnapshot, SizingSettings, plan_from_market
+    from operators.sizing import SizingSettings, plan_from_market
+    from wattflow.signals import MarketSnapshot
 
     market = MarketSnapshot(180.0, 49.0, 51.0, 50.0, 40.0, 40.0, 200.0)
     settings = SizingSettings(iceberg_display_mw=1.0)

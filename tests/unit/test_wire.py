@@ -6,7 +6,7 @@ import numpy as np
 import orjson
 
 from connectors.kafka.replay import pack_messages
-from connectors.wire import decode_batch, encode_events
+from connectors.wire.market import decode_batch, encode_events
 from wattflow.batches import RawBatch
 
 OPEN_TS_NS = 1_540_680_000_000_000_000
@@ -79,7 +79,7 @@ def test_pack_messages_groups_by_key_and_keeps_each_keys_order() -> None:
 
 
 def test_clean_topic_messages_decode_with_their_own_receive_times() -> None:
-    from connectors.kafka.records import packed_records
+    from connectors.wire.packed import packed_records
 
     first = decode_batch(_raw([_trade(1), _trade(2), _book(3)]))
     ticks = first.ticks
@@ -93,9 +93,11 @@ def test_clean_topic_messages_decode_with_their_own_receive_times() -> None:
 def test_features_and_signals_of_a_large_batch_split_into_messages_under_a_megabyte() -> None:
 
 
-    from connectors.kafka.records import MAX_ROWS_PER_MESSAGE, feature_records, signal_records
-    from operators.features import FEATURE_NAMES, FeatureBatch
-    from operators.models import MARKET_COLUMNS, SignalBatch
+    from connectors.wire.columns import MAX_ROWS_PER_MESSAGE
+    from connectors.wire.features import feature_records
+    from connectors.wire.signals import signal_records
+    from wattflow.features import FEATURE_NAMES, FeatureBatch
+    from wattflow.signals import MARKET_COLUMNS, SignalBatch
 
     n = 2 * MAX_ROWS_PER_MESSAGE + 7
     rng = np.random.default_rng(1)

@@ -91,7 +91,7 @@ _PACKED_PREFIX = b'{"events":'
 
 class CleanEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A clean-topic message (``md.ticks``, ``md.book``, ``md.dayahead``): one product's (or area's) validated
-    events with the time each reached Kafka (see ``connectors/kafka/records.py``)."""
+    events with the time each reached Kafka (see ``connectors.wire.packed``)."""
 
     recv_ns: list[int]
     events: list[RawMessage]
@@ -333,7 +333,3 @@ def encode_events(wire: list[bytes | RawMessage]) -> bytes:
         return b",".join(wire)  # type: ignore[arg-type]
     items = [msgspec.Raw(item) if type(item) is bytes else item for item in wire]
     return _encoder.encode(items)[1:-1]
-
-
-def encode_dead_letter(letter: DeadLetter) -> bytes:
-    return _encoder.encode(letter.to_dict())
