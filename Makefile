@@ -23,9 +23,10 @@ demo: install ## set up, bring the native stack up and run the main job
 test: install lint ## set up and run the whole suite (starts real Kafka and QuestDB)
 	$(BIN)/pytest
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy and the import contracts (which room may import which)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: install ## only the tests that need no server
 	$(BIN)/pytest tests/unit

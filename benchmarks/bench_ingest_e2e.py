@@ -70,7 +70,7 @@ from connectors.wire.packed import unpack
 from flows.ingest import get_flow, to_kafka_records, to_table_rows
 from operators.validate import ProductWindows, validate_batch
 from wattflow.batches import RawBatch
-from wattflow.domain import INTRADAY_PRICE_MAX_EUR_PER_MWH, INTRADAY_PRICE_MIN_EUR_PER_MWH
+from wattflow.domain import INTRADAY_PRICE_MAX_EUR_PER_MWH, INTRADAY_PRICE_MIN_EUR_PER_MWH, product_area
 from wattflow.settings import Settings
 from wattflow.stack.process import free_port
 
@@ -202,7 +202,7 @@ def naive_pipeline(settings: Settings, flush_every: int) -> Outcome:
             if not INTRADAY_PRICE_MIN_EUR_PER_MWH <= price <= INTRADAY_PRICE_MAX_EUR_PER_MWH:
                 continue
             product = event["product"]
-            symbols = {"product": product, "area": product.split(":", 1)[0], "side": event["side"],
+            symbols = {"product": product, "area": product_area(product), "side": event["side"],
                        "source": event["source"]}
             recv = TimestampNanos(message.timestamp()[1] * 1_000_000)
             if event["type"] == "trade":

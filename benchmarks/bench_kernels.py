@@ -60,7 +60,7 @@ def simulated_stream(n: int, seed: int) -> tuple[dict[str, NDArray[Any]], dict[s
     (an hour apart), so that one long stream has the timing of real per-product streams: thin far from
     closure, bursts of same-instant fills, a rush before closure."""
     from connectors.feeds.files import BOOK, TRADE
-    from connectors.feeds.simulator import simulate_day
+    from paper.simulator import simulate_day
 
     trades: dict[str, list[NDArray[Any]]] = {"ts_ns": [], "price": [], "quantity": []}
     book: dict[str, list[NDArray[Any]]] = {"product": [], "side": [], "level": [], "price": [], "quantity": []}

@@ -48,6 +48,7 @@ from connectors.questdb.rows import tick_rows
 from connectors.questdb.sink import RetryingWriter
 from connectors.questdb.sql import QuestDBClient
 from wattflow.batches import TickBatch
+from wattflow.domain import product_area
 from wattflow.settings import Settings
 
 
@@ -88,7 +89,7 @@ def _slices(n: int, size: int) -> list[slice]:
 
 def per_tick_rows(settings: Settings, table: str, ticks: TickBatch, batch_rows: int) -> Run:
     """A tuple per tick (not timed: a per-event pipeline has one anyway), one row() call each."""
-    tuples = list(zip(ticks.product.tolist(), [p.split(":", 1)[0] for p in ticks.product.tolist()],
+    tuples = list(zip(ticks.product.tolist(), [product_area(p) for p in ticks.product.tolist()],
                       ["BUY" if s == 1 else "SELL" for s in ticks.side.tolist()], ticks.source.tolist(),
                       ticks.price_eur_per_mwh.tolist(), ticks.quantity_mw.tolist(), ticks.trade_id.tolist(),
                       ticks.seq.tolist(), ticks.ts_ns.tolist(), ticks.recv_ns.tolist(), strict=True))
@@ -120,7 +121,7 @@ def per_batch_dataframe(settings: Settings, table: str, ticks: TickBatch, batch_
             product = ticks.product[part]
             frame = pd.DataFrame({
                 "ts": ticks.ts_ns[part].view("datetime64[ns]"), "product": product,
-                "area": np.array([p.split(":", 1)[0] for p in product.tolist()], dtype=object),
+                "area": np.array([product_area(p) for p in product.tolist()], dtype=object),
                 "price_eur_per_mwh": ticks.price_eur_per_mwh[part], "quantity_mw": ticks.quantity_mw[part],
                 "side": side_names[ticks.side[part] + 1], "trade_id": ticks.trade_id[part],
                 "source": ticks.source[part], "seq": ticks.seq[part],

@@ -82,8 +82,8 @@ GOAL_READY_S = 1.0
 def feed_messages(scale: float, seed: int) -> tuple[list[bytes], dict[str, Any]]:
     """The simulated day with its day-ahead prices, sorted by time, as raw wire messages."""
     from connectors.feeds.files import FeedFrame, day_ahead_feed, json_lines
-    from connectors.feeds.simulator import simulate_day
     from connectors.feeds.smard import day_ahead_day
+    from paper.simulator import simulate_day
 
     intraday = simulate_day(AREA, DAY, seed=seed, scale=scale)
     frame = FeedFrame.concat([day_ahead_feed(day_ahead_day(None, AREA, DAY)), intraday]).sort_by_time()

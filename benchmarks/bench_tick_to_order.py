@@ -362,7 +362,7 @@ def start_venue(logs: Path, products: list[str]) -> tuple[Child, int]:
     """The paper venue in its own process over a hand-made feed (a 49/51 book of 30 MW on each product),
     its manual market clock set to T0 + 1 s: every product is open, every sane order is accepted."""
     from connectors.feeds.files import write_feed
-    from connectors.venue.handmade import BookEvent, TradeEvent, handmade_feed
+    from paper.handmade import BookEvent, TradeEvent, handmade_feed
     from wattflow.domain import Side
     from wattflow.stack.process import free_port
 
@@ -373,7 +373,7 @@ def start_venue(logs: Path, products: list[str]) -> tuple[Child, int]:
     feed = write_feed(handmade_feed(events), logs / "venue-feed.jsonl")
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WATTFLOW_VENUE_API_KEY": API_KEY}
-    child = start_child("venue", [sys.executable, "-m", "connectors.venue.server", "--feed", str(feed), "--port",
+    child = start_child("venue", [sys.executable, "-m", "paper.server", "--feed", str(feed), "--port",
                                   str(port), "--admin-key", ADMIN_KEY, "--rate-limit", "0", "--speed", "0"], env, logs)
     deadline = time.monotonic() + 60
     while True:
@@ -406,7 +406,7 @@ def flow_env(settings: Any, venue_port: int, tuned: bool, order_ttl_s: float) ->
 
 
 def start_flows(env: dict[str, str], logs: Path) -> list[Child]:
-    from flows.cli_run import bytewax_command
+    from cli.run import bytewax_command
 
     children = []
     # signals at 2,000 per poll: with a backlog, 20,000 make one product's columnar features message larger
@@ -416,7 +416,7 @@ def start_flows(env: dict[str, str], logs: Path) -> list[Child]:
         children.append(start_child(flow, command, env, logs))
     # The venue's execution reports back into Kafka, as in production: the engine's risk state releases an
     # order only when a report closes it, so without them every product would soon be at its limit.
-    children.append(start_child("adapter", [sys.executable, "-m", "flows.cli", "adapter", "--no-market"], env, logs))
+    children.append(start_child("adapter", [sys.executable, "-m", "cli", "adapter", "--no-market"], env, logs))
     return children
 
 

@@ -57,7 +57,7 @@ def isolated_settings(state_dir: Path, **overrides: Any) -> Settings:
 def running_stack(keep_state: bool = False) -> Iterator[Stack]:
     """Start real Kafka and QuestDB on free ports in a temporary directory, create wattflow's topics and
     tables, and always stop both servers (and delete the directory) on the way out."""
-    from flows.cli_stack import init_stack
+    from cli.stack import init_stack
     from wattflow.errors import StackError
 
     attempts = 3
@@ -231,7 +231,7 @@ class Feed:
 def _simulated(n: int, seed: int) -> tuple[list[bytes], str] | None:
     try:
         from connectors.feeds.files import json_lines
-        from connectors.feeds.simulator import simulate_day
+        from paper.simulator import simulate_day
     except ImportError:
         return None
     scale = max(n / _SIM_EVENTS_AT_SCALE_1 * 1.03, 0.01)

@@ -64,7 +64,7 @@ from wattflow.enums import CancelReason, TimeInForce, TradingState
 from wattflow.events import Event
 from wattflow.execution import EngineOutput
 from wattflow.orders import Cancel, CancelAll, OrderPlan, Submit
-from wattflow.settings import ExecutionSettings
+from wattflow.settings import ExecutionSettings, execution_default
 from wattflow.signals import SignalRow
 
 #: Control commands and the trading state each sets.
@@ -79,11 +79,11 @@ _EPSILON_MW = 1e-9
 class EngineSettings:
     sizing: SizingSettings = field(default_factory=SizingSettings)
     limits: RiskLimits = field(default_factory=RiskLimits)
-    order_ttl_ns: int = 300 * NS_PER_SECOND
-    reprice_eur_per_mwh: float = 0.5
-    clip_interval_ns: int = 10 * NS_PER_SECOND
-    flatten_before_gate_min: float = 10.0
-    stale_after_ns: int = 3600 * NS_PER_SECOND  # 0: no staleness watch
+    order_ttl_ns: int = round(execution_default("order_ttl_s") * NS_PER_SECOND)
+    reprice_eur_per_mwh: float = execution_default("reprice_eur_per_mwh")
+    clip_interval_ns: int = round(execution_default("clip_interval_s") * NS_PER_SECOND)
+    flatten_before_gate_min: float = execution_default("flatten_before_gate_min")
+    stale_after_ns: int = round(execution_default("stale_after_s") * NS_PER_SECOND)  # 0: no staleness watch
 
     @classmethod
     def from_settings(cls, settings: ExecutionSettings) -> EngineSettings:

@@ -61,6 +61,7 @@ from wattflow.domain import (
     Side,
 )
 from wattflow.enums import TradingState
+from wattflow.settings import execution_default
 
 #: Tolerance of the tick and step grids, in ticks or steps (as in ``operators.validate``).
 _GRID_TOLERANCE = 1e-6
@@ -105,17 +106,18 @@ class OrderIntent:
 
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
-    """The limits the checks enforce. Defaults are conservative starting values, not venue figures."""
+    """The limits the checks enforce. Defaults are ``ExecutionSettings``' (the one source): conservative starting
+    values, not venue figures."""
 
-    collar_eur_per_mwh: float = 500.0
+    collar_eur_per_mwh: float = execution_default("collar_eur_per_mwh")
     market_min_eur_per_mwh: float = INTRADAY_PRICE_MIN_EUR_PER_MWH
     market_max_eur_per_mwh: float = INTRADAY_PRICE_MAX_EUR_PER_MWH
-    max_order_volume_mw: float = 50.0
-    max_order_value_eur: float = 100_000.0
-    max_product_position_mw: float = 100.0
-    max_total_position_mw: float = 500.0
-    max_orders_per_interval: int = 50
-    order_interval_ns: int = NS_PER_SECOND
+    max_order_volume_mw: float = execution_default("max_order_volume_mw")
+    max_order_value_eur: float = execution_default("max_order_value_eur")
+    max_product_position_mw: float = execution_default("max_product_position_mw")
+    max_total_position_mw: float = execution_default("max_total_position_mw")
+    max_orders_per_interval: int = execution_default("max_orders_per_interval")
+    order_interval_ns: int = round(execution_default("rate_interval_s") * NS_PER_SECOND)
 
     def __post_init__(self) -> None:
         if not self.market_min_eur_per_mwh < self.market_max_eur_per_mwh:

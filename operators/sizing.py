@@ -32,22 +32,25 @@ from wattflow.domain import PRICE_TICK_EUR_PER_MWH, QUANTITY_STEP_MW, Side
 from wattflow.enums import TimeInForce
 from wattflow.features import FeatureBatch
 from wattflow.orders import OrderPlan
+from wattflow.settings import execution_default
 from wattflow.signals import MarketSnapshot, SignalBatch
 
 
 @dataclass(frozen=True, slots=True)
 class SizingSettings:
-    depth_share: float = 0.25
-    volume_share: float = 0.10
-    max_clip_mw: float = 5.0
+    """How sizing turns a target into a clip; defaults are ``ExecutionSettings``' (the one source)."""
+
+    depth_share: float = execution_default("depth_share")
+    volume_share: float = execution_default("volume_share")
+    max_clip_mw: float = execution_default("max_clip_mw")
     min_clip_mw: float = QUANTITY_STEP_MW
-    urgency_window_min: float = 120.0
-    ioc_urgency: float = 0.8
+    urgency_window_min: float = execution_default("urgency_window_min")
+    ioc_urgency: float = execution_default("ioc_urgency")
     #: How far an urgent (IOC) order may reach beyond the other side's best, EUR/MWh: the book it was priced
     #: on is a moment old by the time the order arrives.
-    ioc_cross_eur_per_mwh: float = 0.5
+    ioc_cross_eur_per_mwh: float = execution_default("ioc_cross_eur_per_mwh")
     #: A resting (GTC) order larger than this shows only this much (an iceberg); 0: never.
-    iceberg_display_mw: float = 0.0
+    iceberg_display_mw: float = execution_default("iceberg_display_mw")
 
 
 def client_order_id(product: str, model: str, ts_ns: int, trade_id: int) -> str:

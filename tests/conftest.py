@@ -33,7 +33,7 @@ def isolated_settings(state_dir: Path, **overrides: Any) -> Settings:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A running stack with wattflow's topics and tables."""
-    from flows.cli_stack import init_stack
+    from cli.stack import init_stack
 
     settings = isolated_settings(tmp_path_factory.mktemp("stack"))
     running = Stack(settings)

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 
 from connectors.feeds.files import write_feed
 from connectors.kafka.reader import read_topic
-from connectors.venue.handmade import BookEvent, TradeEvent, handmade_feed
-from connectors.venue.server import VenueServer, serve
+from paper.handmade import BookEvent, TradeEvent, handmade_feed
+from paper.server import VenueServer, serve
 from wattflow.domain import NS_PER_SECOND, Side, datetime_to_ns, gate_closure_ns
 from wattflow.settings import Settings
 from wattflow.signals import MARKET_COLUMNS, SignalBatch

@@ -24,6 +24,7 @@ class OrderAction(enum.StrEnum):
     SUBMIT = "SUBMIT"
     CANCEL = "CANCEL"
     CANCEL_ALL = "CANCEL_ALL"
+    RESUBMIT = "RESUBMIT"  # an order sent again under its id after the venue said it never got it
 
 
 class TradingState(enum.StrEnum):

@@ -228,6 +228,12 @@ class ExecutionSettings(BaseSettings):
     rate_interval_s: float = Field(default=1.0, gt=0)
 
 
+def execution_default(name: str) -> Any:
+    """The default of one :class:`ExecutionSettings` field: the one source of the engine's, sizing's and risk's
+    defaults (``operators`` reads them here rather than writing numbers of its own)."""
+    return ExecutionSettings.model_fields[name].default
+
+
 class StackSettings(BaseSettings):
     """The native stack (`wattflow stack`): where the jars are cached, which Java, ports and heaps."""
 

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from wattflow.domain import AREAS, DayAheadPrice, Product, datetime_to_ns, ns_to_datetime
+from wattflow.domain import AREAS, DayAheadPrice, Product, datetime_to_ns, ns_to_datetime, product_area
 from wattflow.errors import Origin, RecordError
 
 TRADE, BOOK, DAYAHEAD = 0, 1, 2
@@ -374,8 +374,8 @@ def _to_table(frame: FeedFrame) -> pa.Table:
     is_dayahead = frame.event_type == DAYAHEAD
     not_book = frame.event_type != BOOK
     not_trade = frame.event_type != TRADE
-    area_names = sorted({key.split(":", 1)[0] for key in frame.keys})
-    area_of_key = np.array([area_names.index(key.split(":", 1)[0]) for key in frame.keys] or [0], np.int32)
+    area_names = sorted({product_area(key) for key in frame.keys})
+    area_of_key = np.array([area_names.index(product_area(key)) for key in frame.keys] or [0], np.int32)
     side_index = np.where(frame.side == -1, 1, 0).astype(np.int8)
     return pa.table({
         "type": _dictionary(frame.event_type, EVENT_TYPES, None),

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from connectors.questdb.sink import TableRows
+from wattflow.domain import product_area
 from wattflow.positions import TOTAL, PositionRow
 
 #: The area column of the account total row.
@@ -17,7 +18,7 @@ ALL_AREAS = "ALL"
 
 
 def _area(product: str) -> str:
-    return ALL_AREAS if product == TOTAL else product.split(":", 1)[0]
+    return ALL_AREAS if product == TOTAL else product_area(product)
 
 
 def position_rows(rows: list[PositionRow], table: str = "positions") -> TableRows:

@@ -7,6 +7,7 @@ import pandas as pd
 
 from connectors.questdb.sink import TableRows
 from wattflow.batches import BookBatch, DayAheadBatch, DeadLetter, TickBatch
+from wattflow.domain import product_area
 from wattflow.features import FEATURE_NAMES, FeatureBatch
 from wattflow.signals import SignalBatch
 
@@ -24,7 +25,7 @@ def _sides(side: np.ndarray) -> pd.Categorical:
 
 def _products_and_areas(products: np.ndarray) -> tuple[pd.Categorical, pd.Categorical]:
     codes, uniques = pd.factorize(products)
-    areas = pd.Categorical([key.split(":", 1)[0] for key in uniques.tolist()])
+    areas = pd.Categorical([product_area(key) for key in uniques.tolist()])
     area_codes = np.asarray(areas.codes, dtype=np.int64)[codes]
     return (pd.Categorical.from_codes(codes, categories=pd.Index(uniques)),
             pd.Categorical.from_codes(area_codes, categories=areas.categories))
@@ -83,7 +84,7 @@ def feature_rows(features: FeatureBatch, table: str = "features") -> TableRows:
     frame = pd.DataFrame({
         "ts": _timestamps(features.ts_ns),
         "product": pd.Categorical([features.product] * n),
-        "area": pd.Categorical([features.product.split(":", 1)[0]] * n),
+        "area": pd.Categorical([product_area(features.product)] * n),
         "trade_id": features.trade_id,
         **{name: features.values[k] for k, name in enumerate(FEATURE_NAMES)},
     })
@@ -95,7 +96,7 @@ def signal_rows(signals: SignalBatch, table: str = "signals") -> TableRows:
     frame = pd.DataFrame({
         "ts": _timestamps(signals.ts_ns),
         "product": pd.Categorical([signals.product] * n),
-        "area": pd.Categorical([signals.product.split(":", 1)[0]] * n),
+        "area": pd.Categorical([product_area(signals.product)] * n),
         "model": pd.Categorical([signals.model] * n),
         "trade_id": signals.trade_id, "direction": signals.direction.astype(np.int32),
         "strength": signals.strength, "target_position_mw": signals.target_position_mw,

@@ -1,5 +1,3 @@
-"""A paper venue: a simulated intraday exchange that plays a recorded feed and fills our orders against it.
-
-``exchange`` is the pure matching logic (no I/O, no clock of its own); ``server`` wraps it in an HTTP API
-with API keys, a rate limit, added latency and fault injection, standing in for a broker in tests.
-"""
+"""Clients of a venue: orders over HTTP (``client``), the order sink of the trading flow (``order_sink``) and
+the adapter that puts the venue's market-data and execution-report streams on Kafka (``adapter``). They talk
+to the paper venue (``paper/``) exactly as they would to a real one."""

@@ -34,6 +34,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 
+from wattflow.enums import TimeInForce
 from wattflow.errors import VenueError
 
 NOT_FOUND = "NOT_FOUND"
@@ -164,7 +165,7 @@ class OrderRequest:
     side: str  # "BUY" / "SELL"
     price_eur_per_mwh: float
     quantity_mw: float
-    tif: str = "GTC"
+    tif: TimeInForce = TimeInForce.GTC
     display_quantity_mw: float | None = None  # an iceberg's visible clip (GTC only); None: a plain order
 
     def payload(self) -> dict[str, Any]:

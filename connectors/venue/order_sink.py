@@ -57,6 +57,8 @@ from connectors.venue.client import (
     VenueClient,
 )
 from connectors.wire.dead_letters import dead_letter_records
+from wattflow.domain import product_area
+from wattflow.enums import OrderAction
 from wattflow.errors import VenueError
 from wattflow.events import Event
 from wattflow.execution import EngineOutput
@@ -77,7 +79,7 @@ class OrderRecord:
     ts_ns: int
     product: str
     client_order_id: str
-    action: str  # SUBMIT, CANCEL, CANCEL_ALL
+    action: OrderAction
     status: str  # ACKED, REPLAYED, REJECTED, UNKNOWN, BLOCKED, RESENT, CANCELLED, CANCELLED_UNSENT, ...
     model: str = ""
     side: int = 0
@@ -103,7 +105,7 @@ def _submit_record(command: Submit, status: str, *, attempts: int = 0, reason: s
                    answered_wall_ns: int = 0) -> OrderRecord:
     plan = command.plan
     latency = answered_wall_ns - command.decided_wall_ns if answered_wall_ns and command.decided_wall_ns else 0
-    return OrderRecord(command.ts_ns, plan.product, plan.client_order_id, "SUBMIT", status, plan.model,
+    return OrderRecord(command.ts_ns, plan.product, plan.client_order_id, OrderAction.SUBMIT, status, plan.model,
                        int(plan.side), plan.price_eur_per_mwh, plan.quantity_mw, plan.tif, plan.urgency,
                        plan.arrival_mid_eur_per_mwh, plan.estimated_slippage_eur_per_mwh, plan.signal_ts_ns,
                        attempts, latency, reason, command.decided_wall_ns, answered_wall_ns,
@@ -180,14 +182,14 @@ class OrderDesk:
             self.client.unknown.pop(command.client_order_id, None)
             self.client.not_found.pop(command.client_order_id, None)
             if dropped is not None:
-                return [OrderRecord(command.ts_ns, command.product, command.client_order_id, "CANCEL",
+                return [OrderRecord(command.ts_ns, command.product, command.client_order_id, OrderAction.CANCEL,
                                     "CANCELLED_UNSENT", reason=command.reason)]
         else:
             for cid, dropped in list(self.kept.items()):
                 if command.product is None or dropped.product == command.product:
                     del self.kept[cid]
-                    records.append(OrderRecord(command.ts_ns, dropped.product, cid, "CANCEL", "CANCELLED_UNSENT",
-                                               reason=command.reason))
+                    records.append(OrderRecord(command.ts_ns, dropped.product, cid, OrderAction.CANCEL,
+                                               "CANCELLED_UNSENT", reason=command.reason))
             for store in (self.client.unknown, self.client.not_found):
                 for cid, payload in list(store.items()):
                     if command.product is None or payload.get("product") == command.product:
@@ -203,12 +205,12 @@ class OrderDesk:
                 if isinstance(command, Cancel):
                     answer = self.client.cancel(command.client_order_id)
                     status = "NOT_FOUND" if answer is None else str(answer.get("status", "CANCELLED"))
-                    records.append(OrderRecord(command.ts_ns, command.product, command.client_order_id, "CANCEL",
-                                               status, reason=command.reason,
+                    records.append(OrderRecord(command.ts_ns, command.product, command.client_order_id,
+                                               OrderAction.CANCEL, status, reason=command.reason,
                                                answered_wall_ns=self._wall_clock_ns()))
                 else:
                     cancelled = self.client.cancel_all(command.product)
-                    records.append(OrderRecord(command.ts_ns, command.product or "", "*", "CANCEL_ALL",
+                    records.append(OrderRecord(command.ts_ns, command.product or "", "*", OrderAction.CANCEL_ALL,
                                                f"CANCELLED_{len(cancelled)}", reason=command.reason,
                                                answered_wall_ns=self._wall_clock_ns()))
             except VenueError as error:
@@ -229,7 +231,7 @@ class OrderDesk:
                 continue
             payload = self.client.not_found.pop(cid)
             outcome = self.client.submit(payload)
-            records.append(OrderRecord(0, str(payload.get("product", "")), cid, "RESUBMIT",
+            records.append(OrderRecord(0, str(payload.get("product", "")), cid, OrderAction.RESUBMIT,
                                        "RESENT" if outcome.status is SubmitStatus.ACKED else outcome.status.value,
                                        attempts=outcome.attempts, reason=outcome.reason or "",
                                        answered_wall_ns=self._wall_clock_ns()))
@@ -248,14 +250,10 @@ def _ts(values: list[int]) -> np.ndarray:
     return np.asarray(values, dtype=np.int64).view("datetime64[ns]")
 
 
-def _area(product: str) -> str:
-    return product.split(":", 1)[0] if product else ""
-
-
 def order_rows(records: list[OrderRecord]) -> TableRows:
     wall = [r.ts_ns or r.answered_wall_ns for r in records]
     frame = pd.DataFrame({
-        "ts": _ts(wall), "product": [r.product for r in records], "area": [_area(r.product) for r in records],
+        "ts": _ts(wall), "product": [r.product for r in records], "area": [product_area(r.product) for r in records],
         "client_order_id": [r.client_order_id for r in records], "action": [r.action for r in records],
         "status": [r.status for r in records], "model": [r.model for r in records],
         "side": np.asarray([r.side for r in records], dtype=np.int32),
@@ -278,7 +276,7 @@ def report_rows(reports: list[dict[str, Any]]) -> TableRows:
 
     products = [str(r["product"]) for r in reports]
     frame = pd.DataFrame({
-        "ts": _ts([int(r["ts_ns"]) for r in reports]), "product": products, "area": [_area(p) for p in products],
+        "ts": _ts([int(r["ts_ns"]) for r in reports]), "product": products, "area": [product_area(p) for p in products],
         "client_order_id": [str(r["client_order_id"]) for r in reports],
         "exec_id": np.asarray(column("exec_id", 0), dtype=np.int64), "kind": column("kind", ""),
         "status": column("status", ""), "side": np.asarray(column("side", 0), dtype=np.int32),

@@ -5,7 +5,7 @@ An update is (side, level, price, quantity): side +1 bid, -1 ask; level 0 the be
 beyond the end is appended as the new last level (a book never has gaps). ``quantity == 0`` deletes the
 level and moves every deeper level up by one; deleting a level the book does not have changes nothing.
 Levels at or beyond ``max_levels`` are not kept. This is the convention of the simulator's feed
-(``connectors/feeds/simulator.py``: one update per changed level, deletions deepest first), which rebuilds
+(``paper/simulator.py``: one update per changed level, deletions deepest first), which rebuilds
 its L2 states exactly. Crossed books are not repaired: the spread is then negative.
 
 After each update (prices EUR/MWh, quantities MW):

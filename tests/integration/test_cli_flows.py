@@ -17,7 +17,7 @@ pytestmark = pytest.mark.stack
 
 
 def wattflow(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([python(), "-m", "flows.cli", *args], env={**env, "COLUMNS": "200"}, capture_output=True,
+    return subprocess.run([python(), "-m", "cli", *args], env={**env, "COLUMNS": "200"}, capture_output=True,
                           text=True, timeout=timeout, check=False)
 
 

@@ -27,7 +27,7 @@ def test_demo_runs_end_to_end_and_is_deterministic(tmp_path: Path) -> None:
         "WATTFLOW_QUESTDB_HEALTH_PORT": str(settings.questdb.health_port),
     }
     try:
-        command = [python(), "-m", "flows.cli", "demo", "--scale", "0.1", "--minutes", "0.5"]
+        command = [python(), "-m", "cli", "demo", "--scale", "0.1", "--minutes", "0.5"]
         first = subprocess.run(command, env=env, cwd=tmp_path,
                                capture_output=True, text=True, timeout=600, check=False)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]

@@ -14,9 +14,10 @@ from bytewax.testing import run_main
 
 from connectors.kafka.reader import read_topic
 from connectors.questdb.sql import QuestDBClient
-from connectors.venue.server import VenueServer
+from connectors.wire.control import control_message
 from connectors.wire.signals import signal_records
 from flows import execution as execution_flow
+from paper.server import VenueServer
 from tests.helpers import count, produce, with_topics
 from tests.trading import KEY, T0, acks_at_venue, orders, signals, start_venue, venue_settings
 from wattflow.domain import NS_PER_SECOND
@@ -93,7 +94,7 @@ def test_fills_move_positions_and_halt_cancels_at_the_venue(settings: Settings, 
     assert fills, "the trade through our bid filled the resting order"
     produce(s, s.topics.execution_reports, [orjson.dumps({**_asdict(r), "source": "venue"}) for r in reports],
             [r.client_order_id for r in reports])
-    produce(s, s.topics.control, [execution_flow.control_message("halt", by="test")], ["control"])
+    produce(s, s.topics.control, [control_message("halt", by="test")], ["control"])
     run_main(execution_flow.get_flow(s, tail=False))
 
     filled = sum(r.last_quantity_mw for r in fills)

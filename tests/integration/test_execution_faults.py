@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
+from cli.run import bytewax_command
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.reader import read_topic
-from connectors.venue.server import FaultConfig, VenueServer
 from connectors.wire.signals import signal_records
-from flows.cli_run import bytewax_command
+from paper.limits import FaultConfig
+from paper.server import VenueServer
 from tests.helpers import flow_env, with_topics
 from tests.trading import (
     T0,

@@ -16,14 +16,14 @@ import pytest
 from bytewax.testing import run_main
 
 from connectors.feeds.files import FeedFrame, day_ahead_feed, json_lines, write_feed
-from connectors.feeds.simulator import simulate_day
 from connectors.feeds.smard import day_ahead_day
 from connectors.kafka.admin import ensure_topics
 from connectors.kafka.reader import read_topic
-from connectors.venue.server import serve
 from connectors.wire.signals import signal_rows
 from flows import execution as execution_flow
 from flows import signals as signals_flow
+from paper.server import serve
+from paper.simulator import simulate_day
 from tests.helpers import produce, run_ingest, with_topics
 from tests.trading import ADMIN, API, orders, venue_settings
 from wattflow.domain import Product, gate_closure_ns

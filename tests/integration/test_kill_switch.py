@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli.kill import send_kill
+from cli.run import bytewax_command
 from connectors.kafka.producer import CheckedProducer
-from connectors.venue.server import VenueServer
 from connectors.wire.signals import signal_records
-from flows.cli_kill import send_kill
-from flows.cli_run import bytewax_command
+from paper.server import VenueServer
 from tests.helpers import flow_env, python, with_topics
 from tests.trading import T0, reports_adapter, start_venue, venue_settings
 from wattflow.settings import Settings
@@ -95,7 +95,7 @@ def test_kill_switch_under_load_halts_and_cancels_everything_within_a_second(
                 time.sleep(0.05)
             assert open_orders(venue) > 0, "orders rest at the venue before the halt"
             if cycle == 0:  # once through the command itself
-                done = subprocess.run([python(), "-m", "flows.cli", "kill", "--halt", "--reason", "R7"], env=env,
+                done = subprocess.run([python(), "-m", "cli", "kill", "--halt", "--reason", "R7"], env=env,
                                       capture_output=True, text=True, timeout=60, check=False)
                 assert done.returncode == 0, done.stdout + done.stderr
                 assert "HALTED after" in done.stdout and "cancel-all confirmed" in done.stdout

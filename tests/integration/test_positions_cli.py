@@ -11,12 +11,12 @@ import orjson
 import pytest
 from rich.console import Console
 
-import flows.cli
+import cli.console
+from cli import positions as cli_positions
 from connectors.questdb.position_rows import position_rows
 from connectors.questdb.sink import RetryingWriter
 from connectors.questdb.sql import QuestDBClient
 from connectors.questdb.tables import TABLES
-from flows import cli_positions
 from operators.positions import Positions
 from wattflow.domain import NS_PER_SECOND
 from wattflow.enums import TradingState
@@ -45,8 +45,8 @@ class Output:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.out, self.err = io.StringIO(), io.StringIO()
-        monkeypatch.setattr(flows.cli, "console", Console(file=self.out, width=250, highlight=False))
-        monkeypatch.setattr(flows.cli, "err_console", Console(file=self.err, width=250, highlight=False))
+        monkeypatch.setattr(cli.console, "console", Console(file=self.out, width=250, highlight=False))
+        monkeypatch.setattr(cli.console, "err_console", Console(file=self.err, width=250, highlight=False))
         monkeypatch.setattr(sys, "stdout", self.out)  # --json writes its lines straight to stdout
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from cli.run import bytewax_command, ensure_recovery_dir
+from cli.stack import init_stack
 from connectors.kafka.reader import read_topic
 from connectors.kafka.replay import replay
-from flows.cli_run import bytewax_command, ensure_recovery_dir
-from flows.cli_stack import init_stack
 from tests.conftest import isolated_settings
 from tests.helpers import book, count, flow_env, produce, product_key, trade, wait_for_count, with_topics
 from wattflow.stack import Stack
@@ -132,11 +132,11 @@ def test_signals_flow_sigkilled_and_resumed_gives_the_signals_of_an_uninterrupte
     from bytewax.testing import run_main
 
     from connectors.feeds.files import FeedFrame, day_ahead_feed, json_lines
-    from connectors.feeds.simulator import simulate_day
     from connectors.feeds.smard import day_ahead_day
     from connectors.kafka.admin import ensure_topics
     from connectors.questdb.sql import QuestDBClient
     from flows import signals as signals_flow
+    from paper.simulator import simulate_day
     from tests.helpers import run_ingest
 
     settings = with_topics(fault_stack.settings, unique, partitions=2)

@@ -10,11 +10,11 @@ import pytest
 from bytewax.testing import run_main
 
 from connectors.feeds.files import FeedFrame, day_ahead_feed, json_lines
-from connectors.feeds.simulator import simulate_day
 from connectors.feeds.smard import day_ahead_day
 from connectors.kafka.admin import ensure_topics
 from connectors.kafka.reader import read_topic
 from flows import signals as signals_flow
+from paper.simulator import simulate_day
 from tests.helpers import count, produce, run_ingest, with_topics
 from wattflow.settings import Settings
 

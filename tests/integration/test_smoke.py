@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from cli.smoke import kafka_round_trip, questdb_dedup_round_trip
 from connectors.kafka.admin import ensure_topics
 from connectors.questdb.sql import QuestDBClient
-from flows.smoke import kafka_round_trip, questdb_dedup_round_trip
 from wattflow.settings import Settings
 
 pytestmark = pytest.mark.stack
@@ -23,7 +23,7 @@ def test_questdb_write_read_and_dedup(settings: Settings) -> None:
 
 
 def test_topics_and_tables_exist_and_init_is_idempotent(settings: Settings) -> None:
-    from flows.cli_stack import init_stack
+    from cli.stack import init_stack
 
     assert init_stack(settings) == {"topics": [], "tables": []}
     assert ensure_topics(settings.kafka, settings.topics.all_topics()) == []

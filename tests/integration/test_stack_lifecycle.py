@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
+from cli.main import main
 from tests.conftest import isolated_settings
 from wattflow.errors import PortInUseError
 from wattflow.stack import Stack

@@ -1,5 +1,5 @@
 """The trading day's summary and plots against the real QuestDB: a small hand-computed day, written with the
-execution sink's own row builders, read back by ``flows.trading_report``.
+execution sink's own row builders, read back by ``reports.trading``.
 
 The day (every product on a delivery day of its own test, so that the shared tables hold nothing else of it):
 
@@ -40,8 +40,9 @@ from connectors.questdb.position_rows import position_rows
 from connectors.questdb.sink import RetryingWriter, TableRows
 from connectors.questdb.sql import QuestDBClient
 from connectors.venue.order_sink import OrderRecord, event_rows, order_rows, report_rows
-from flows.trading_report import print_trading_summary, trading_plots, trading_summary
 from operators.positions import Positions
+from reports.trading import print_trading_summary, trading_summary
+from reports.trading_plots import trading_plots
 from wattflow.domain import NS_PER_SECOND, Product, gate_closure_ns
 from wattflow.events import Event
 from wattflow.settings import Settings

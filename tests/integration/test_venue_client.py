@@ -23,8 +23,8 @@ from connectors.venue.client import (
     SubmitStatus,
     VenueClient,
 )
-from connectors.venue.handmade import BookEvent, handmade_feed
-from connectors.venue.server import VenueServer
+from paper.handmade import BookEvent, handmade_feed
+from paper.server import VenueServer
 from wattflow.domain import Side, datetime_to_ns
 from wattflow.stack.process import free_port
 

@@ -17,8 +17,8 @@ import orjson
 import pytest
 
 from connectors.feeds.files import write_feed
-from connectors.venue.handmade import BookEvent, TradeEvent, handmade_feed
-from connectors.venue.server import VenueServer, serve
+from paper.handmade import BookEvent, TradeEvent, handmade_feed
+from paper.server import VenueServer, serve
 from wattflow.domain import NS_PER_SECOND, Side, datetime_to_ns
 from wattflow.stack.process import free_port
 
@@ -164,7 +164,7 @@ def test_fault_modes_seen_by_the_client(venue: VenueServer) -> None:
 
 
 def test_entry_point_help() -> None:
-    result = subprocess.run([sys.executable, "-m", "connectors.venue.server", "--help"],
+    result = subprocess.run([sys.executable, "-m", "paper.server", "--help"],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and "--api-key" in result.stdout and "--feed" in result.stdout
 
@@ -178,7 +178,7 @@ def test_wattflow_venue_command_serves_orders_over_http(tmp_path: Path) -> None:
     import orjson as _orjson
 
     from connectors.feeds.files import write_feed
-    from connectors.feeds.simulator import simulate_day
+    from paper.simulator import simulate_day
     from wattflow.stack.process import free_port as _free_port
 
     feed = tmp_path / "day.parquet"
@@ -187,7 +187,7 @@ def test_wattflow_venue_command_serves_orders_over_http(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "WATTFLOW_VENUE_API_KEY": "k-test", "WATTFLOW_VENUE_ADMIN_KEY": "a-test",
            "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    process = subprocess.Popen([sys.executable, "-m", "flows.cli", "venue", "--feed", str(feed), "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "cli", "venue", "--feed", str(feed), "--port", str(port),
                                 "--speed", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"

@@ -26,12 +26,12 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors.feeds.files import FeedFrame, json_lines, write_feed
-from connectors.feeds.simulator import simulate_day
 from connectors.kafka.admin import ensure_topics
 from connectors.venue.adapter import MARKET, REPORTS, AdapterOptions, VenueAdapter, split_market_line
 from connectors.venue.client import OrderRequest, VenueClient
-from connectors.venue.handmade import BookEvent, TradeEvent, handmade_feed
-from connectors.venue.server import VenueServer
+from paper.handmade import BookEvent, TradeEvent, handmade_feed
+from paper.server import VenueServer
+from paper.simulator import simulate_day
 from tests.conftest import isolated_settings
 from tests.helpers import count, run_ingest, with_topics
 from wattflow.domain import NS_PER_SECOND, Side, datetime_to_ns

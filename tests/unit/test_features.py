@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from connectors.feeds.files import BOOK, TRADE, FeedFrame, json_lines
-from connectors.feeds.simulator import simulate_day
 from connectors.wire.market import decode_batch
 from operators.features import FeatureSettings, ProductEvents, ProductFeatures
+from paper.simulator import simulate_day
 from wattflow.batches import BookBatch, RawBatch, TickBatch
 from wattflow.features import FEATURE_NAMES, FeatureBatch
 

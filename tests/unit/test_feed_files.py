@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.feeds import files, simulator, smard
+from connectors.feeds import files, smard
 from connectors.feeds.files import FeedFrame, read_feed, write_feed
+from paper import simulator
 from wattflow.domain import AREAS, products_of_day
 from wattflow.errors import RecordError
 
@@ -170,7 +171,7 @@ def test_any_feed_round_trips_exactly(tmp_path: Path, messages: list[dict[str, A
 def test_feed_commands(tmp_path: Path) -> None:
     import argparse
 
-    from flows import cli_feed
+    from cli import feed as cli_feed
 
     parser = argparse.ArgumentParser()
     cli_feed.register(parser.add_subparsers(dest="command"))

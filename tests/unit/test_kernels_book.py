@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from connectors.feeds.files import BOOK, TRADE
-from connectors.feeds.simulator import simulate_day
 from operators.kernels import BookState, update_book
+from paper.simulator import simulate_day
 from wattflow.features import BOOK_FEATURES
 
 MAX_LEVELS = 10

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from flows.cli import main
+from cli.main import main
 from wattflow.settings import KafkaSettings, QuestDBSettings, Settings
 
 

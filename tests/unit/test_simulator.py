@@ -11,9 +11,9 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from connectors.feeds import simulator
 from connectors.feeds.files import BOOK, TRADE, FeedFrame
 from connectors.feeds.smard import day_ahead_anchor
+from paper import simulator
 from wattflow.domain import (
     INTRADAY_PRICE_MAX_EUR_PER_MWH,
     INTRADAY_PRICE_MIN_EUR_PER_MWH,

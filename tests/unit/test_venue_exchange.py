@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from connectors.feeds.simulator import simulate_day
-from connectors.venue.exchange import ExecType, Liquidity, OrderStatus, PaperExchange, Reason
-from connectors.venue.handmade import BookEvent, TradeEvent, handmade_feed
+from paper.exchange import ExecType, Liquidity, OrderStatus, PaperExchange, Reason
+from paper.handmade import BookEvent, TradeEvent, handmade_feed
+from paper.simulator import simulate_day
 from wattflow.domain import NS_PER_SECOND, Product, Side, datetime_to_ns
 
 KEY = "DE-LU:2018-10-28T12:00Z:PT60M"

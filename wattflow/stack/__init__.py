@@ -2,7 +2,7 @@
 
 ``Stack(settings).up()`` fetches the jars once (cached), starts both servers bound to loopback under the
 state directory, and waits until each answers; with ``WATTFLOW_VENUE_FEED`` set it also starts the paper
-venue over that feed (``python -m connectors.venue.server``, health-checked on ``GET /health``).
+venue over that feed (``python -m paper.server``, health-checked on ``GET /health``).
 The same code serves ``wattflow stack``, the tests' session fixtures and the benchmarks.
 """
 

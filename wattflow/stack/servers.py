@@ -269,7 +269,7 @@ def venue_keys(settings: Settings) -> tuple[str, str]:
 
 @dataclass
 class VenueServerProcess:
-    """The paper venue (`python -m connectors.venue.server`) over ``WATTFLOW_VENUE_FEED``; keys through the
+    """The paper venue (`python -m paper.server`) over ``WATTFLOW_VENUE_FEED``; keys through the
     environment, never on the command line."""
 
     settings: Settings
@@ -280,7 +280,7 @@ class VenueServerProcess:
 
     @property
     def process(self) -> ManagedProcess:
-        return ManagedProcess("venue", self.home, marker=f"connectors.venue.server --port {self.settings.venue.port}")
+        return ManagedProcess("venue", self.home, marker=f"paper.server --port {self.settings.venue.port}")
 
     def ports(self) -> dict[str, tuple[str, int]]:
         return {"paper venue": (self.settings.venue.host, self.settings.venue.port)}
@@ -291,7 +291,7 @@ class VenueServerProcess:
         venue = self.settings.venue
         if venue.feed is None:
             raise StackError("no feed for the paper venue", hint="set WATTFLOW_VENUE_FEED to a feed file")
-        return [sys.executable, "-m", "connectors.venue.server", "--port", str(venue.port), "--host", venue.host,
+        return [sys.executable, "-m", "paper.server", "--port", str(venue.port), "--host", venue.host,
                 "--feed", str(Path(venue.feed).resolve()), "--speed", f"{venue.speed:g}",
                 "--rate-limit", str(venue.rate_limit_per_s), "--latency-ms", f"{venue.latency_ms:g}"]
 

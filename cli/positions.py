@@ -143,7 +143,7 @@ def positions_table(rows: list[dict[str, Any]], title: str, *, history: bool = F
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.cli import console, err_console, load_settings
+    from cli.console import console, err_console, load_settings
 
     settings = load_settings(args)
     table_name = args.table

@@ -116,7 +116,7 @@ def send_kill(settings: Settings, command: str, *, reason: str = "", wait_s: flo
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.cli import console, err_console, load_settings
+    from cli.console import console, err_console, load_settings
 
     settings = load_settings(args)
     result = send_kill(settings, args.command, reason=args.reason, wait_s=args.wait)

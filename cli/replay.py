@@ -48,9 +48,9 @@ def register(subparsers: Any) -> None:
 
 
 def run_replay(args: argparse.Namespace) -> int:
+    from cli.console import console, load_settings
     from connectors.feeds.files import read_feed
     from connectors.kafka.replay import ReplayStats, replay
-    from flows.cli import console, load_settings
     from wattflow.errors import KafkaDeliveryError
 
     settings = load_settings(args)
@@ -113,9 +113,9 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def run_record(args: argparse.Namespace) -> int:
+    from cli.console import console, load_settings
     from connectors.feeds.files import read_feed, write_feed
     from connectors.kafka.reader import read_topic
-    from flows.cli import console, load_settings
 
     settings = load_settings(args)
     count = 0

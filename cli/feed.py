@@ -13,14 +13,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wattflow.domain import AREAS, DURATIONS_MIN, delivery_day_bounds_ns, ns_to_datetime
+from wattflow.domain import AREAS, DURATIONS_MIN, delivery_day_bounds_ns, ns_to_datetime, product_area
 
 _GERMAN_GENERATION_AREAS = ("DE-LU", "DE-AT-LU")
 
 
 def _console() -> Console:
     try:
-        from flows.cli import console
+        from cli.console import console
     except ImportError:  # the lead's CLI module is optional when this group is used on its own
         return Console(highlight=False)
     return console
@@ -135,7 +135,7 @@ def _summary(title: str, frame: Any, path: Path, timings: dict[str, float]) -> T
     products = frame.products()
     if products:
         table.add_row("products", f"{len(products)} ({products[0]} .. {products[-1]})")
-    areas = sorted({key.split(":", 1)[0] for key in frame.keys})
+    areas = sorted({product_area(key) for key in frame.keys})
     table.add_row("areas", ", ".join(areas) or "-")
     table.add_row("sources", ", ".join(frame.sources) or "-")
     if len(frame):
@@ -149,8 +149,8 @@ def _summary(title: str, frame: Any, path: Path, timings: dict[str, float]) -> T
 
 def run_simulate(args: argparse.Namespace) -> int:
     from connectors.feeds.files import FeedFrame, day_ahead_feed, feed_format, write_feed
-    from connectors.feeds.simulator import read_generation, simulate_day
     from connectors.feeds.smard import day_ahead_anchor, day_ahead_day
+    from paper.simulator import read_generation, simulate_day
 
     console = _console()
     feed_format(args.output)  # fail on a bad file name or a day without prices before the work

@@ -2,7 +2,7 @@
 
 What ``wattflow demo`` runs (the main job):
 
-1. the paper venue plays the simulated day (``flows.demo.demo_feed``) on a wall clock at ``speed`` times real
+1. the paper venue plays the simulated day (``cli.demo_day.demo_feed``) on a wall clock at ``speed`` times real
    time; its book is the market the engine trades in;
 2. the feed adapter streams the venue's market data into the raw topic and its execution reports into the
    reports topic; a few malformed messages go in too (a broken feed, to show the dead letters);
@@ -110,7 +110,7 @@ def prepare_run(settings: Settings, frame: FeedFrame, run_id: str) -> None:
 
 
 def _flow(name: str, settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    from flows.cli_run import bytewax_command
+    from cli.run import bytewax_command
 
     env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     command = bytewax_command(name, tail=True, batch_size=5_000, workers=1, recovery=None, snapshot_interval_s=5)
@@ -139,8 +139,8 @@ def run_trading_day(settings: Settings, frame: FeedFrame, *, speed: float,
     """Play ``frame`` at the venue and trade it live; returns when the flows have caught up and stopped."""
     from connectors.kafka.producer import CheckedProducer
     from connectors.venue.adapter import VenueAdapter
-    from connectors.venue.server import VenueServer
     from connectors.wire.control import control_message
+    from paper.server import VenueServer
     from wattflow.stack.process import free_port
 
     run_id = str(time.time_ns() // 1000)[:13]

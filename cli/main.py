@@ -1,32 +1,26 @@
 """The ``wattflow`` command: one entry point, a sub-command per job.
 
-Each command group lives in its own module (``cli_stack``, ``cli_feed``, ...) that registers its
-parser; this module only assembles them and turns wattflow's errors into a message and an exit code.
+Each command group lives in its own module of this package (``stack``, ``feed``, ...) with a
+``register(subparsers)`` function; :data:`COMMANDS` is the registry, in the order ``--help`` lists them. This
+module only assembles them and turns wattflow's errors into a message and an exit code. The command modules
+import :mod:`cli.console` for the shared consoles, never this module.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rich.console import Console
-
+from cli import adapter, config, demo, feed, kill, positions, replay, run, stack, tail, venue
+from cli import console as consoles
 from wattflow import __version__
 from wattflow.errors import WattflowError
-from wattflow.settings import Settings
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
-
-#: Command-group modules, in the order ``--help`` lists them.
-_GROUPS = (
-    "flows.cli_demo", "flows.cli_stack", "flows.cli_feed", "flows.cli_replay", "flows.cli_run", "flows.cli_tail",
-    "flows.cli_venue", "flows.cli_adapter", "flows.cli_kill", "flows.cli_positions", "flows.cli_config",
-)
+#: The command groups, in the order ``--help`` lists them.
+COMMANDS = (demo, stack, feed, replay, run, tail, venue, adapter, kill, positions, config)
 
 _DESCRIPTION = """\
 wattflow: a streaming power-trading engine for European short-term power markets.
@@ -48,13 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in _GROUPS:
-        importlib.import_module(module_name).register(subparsers)
+    for command in COMMANDS:
+        command.register(subparsers)
     return parser
-
-
-def load_settings(args: argparse.Namespace) -> Settings:
-    return Settings.load(getattr(args, "settings", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,10 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except WattflowError as error:
-        err_console.print(f"[bold red]error[/] [{error.code}] {error}")
+        consoles.err_console.print(f"[bold red]error[/] [{error.code}] {error}")
         return 1
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        consoles.err_console.print("interrupted")
         return 130
     return code
 

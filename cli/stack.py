@@ -52,7 +52,7 @@ def init_stack(settings: Settings) -> dict[str, list[str]]:
 
 
 def print_addresses(settings: Settings) -> None:
-    from flows.cli import console
+    from cli.console import console
     from wattflow.stack import Stack
 
     for server, addresses in Stack(settings).addresses().items():
@@ -61,7 +61,7 @@ def print_addresses(settings: Settings) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from flows.cli import console, load_settings
+    from cli.console import console, load_settings
     from wattflow.stack import Stack
 
     settings = load_settings(args)
@@ -84,7 +84,7 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_down(args: argparse.Namespace) -> int:
-    from flows.cli import console, load_settings
+    from cli.console import console, load_settings
     from wattflow.stack import Stack
 
     for server, what in Stack(load_settings(args)).down().items():
@@ -93,7 +93,7 @@ def run_down(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from flows.cli import console, load_settings
+    from cli.console import console, load_settings
     from wattflow.stack import Stack
 
     settings = load_settings(args)
@@ -112,7 +112,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_logs(args: argparse.Namespace) -> int:
-    from flows.cli import console, load_settings
+    from cli.console import console, load_settings
     from wattflow.stack import Stack
 
     console.print(Stack(load_settings(args)).logs(args.server, args.lines), markup=False)
@@ -120,7 +120,7 @@ def run_logs(args: argparse.Namespace) -> int:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    from flows.cli import console, load_settings
+    from cli.console import console, load_settings
 
     created = init_stack(load_settings(args))
     console.print(f"topics created: {', '.join(created['topics']) or 'none (all exist)'}")

@@ -25,8 +25,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connectors.venue.server import serve
-    from flows.cli import console, load_settings
+    from cli.console import console, load_settings
+    from paper.server import serve
 
     settings = load_settings(args).venue
     api_key = settings.api_key.get_secret_value() if settings.api_key else secrets.token_urlsafe(16)

@@ -2,7 +2,7 @@
 
 1. simulate the intraday market of one delivery day (DE-LU, 2018-10-28: the 25-hour day) anchored on the
    real SMARD day-ahead prices, plus the day-ahead results themselves and a few malformed messages;
-2. trade it live (``flows.trading_day``): the paper venue plays the day at a speed that fits it in a few
+2. trade it live (``cli.trading_day``): the paper venue plays the day at a speed that fits it in a few
    minutes, the feed adapter streams it into Kafka, the ingest, signals and execution flows run side by side,
    and the execution flow trades at the venue under pre-trade risk;
 3. summarise from QuestDB: stored rows, dead letters, signals per product with their hash (equal for equal
@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
+from cli.trading_day import DayProgress, TradingDay
 from connectors.feeds.files import FeedFrame, json_lines, read_feed, write_feed
 from connectors.questdb.sql import QuestDBClient
-from flows.trading_day import DayProgress, TradingDay
-from flows.trading_report import TradingSummary
+from reports.trading import TradingSummary
 from wattflow.settings import Settings
 
 DEMO_AREA = "DE-LU"
@@ -51,8 +51,8 @@ def demo_feed(settings: Settings, *, area: str = DEMO_AREA, day: date = DEMO_DAY
               scale: float = 1.0) -> tuple[Path, FeedFrame]:
     """The simulated day (cached under the state directory: the simulator is deterministic for a seed)."""
     from connectors.feeds.files import day_ahead_feed
-    from connectors.feeds.simulator import read_generation, simulate_day
     from connectors.feeds.smard import day_ahead_day
+    from paper.simulator import read_generation, simulate_day
 
     path = settings.state_dir / "feeds" / f"{area}_{day}_seed{seed}_x{scale:g}.parquet"
     if path.exists():
@@ -105,10 +105,11 @@ def demo_speed(frame: FeedFrame, minutes: float) -> float:
 
 def run_demo(settings: Settings, *, scale: float = 1.0, minutes: float = 1.5,
              progress: Callable[[DayProgress], None] | None = None, status: Any = None) -> DemoReport:
+    from cli.trading_day import run_trading_day
     from connectors.questdb.tables import ensure_tables
-    from flows.report import area_and_span, busiest_products, plot_signals, signals_by_product, signals_digest
-    from flows.trading_day import run_trading_day
-    from flows.trading_report import trading_plots, trading_summary
+    from reports.signals import area_and_span, busiest_products, plot_signals, signals_by_product, signals_digest
+    from reports.trading import trading_summary
+    from reports.trading_plots import trading_plots
 
     def say(text: str) -> None:
         if status is not None:

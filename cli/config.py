@@ -30,7 +30,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.cli import console, load_settings
+    from cli.console import console, load_settings
 
     masked = load_settings(args).masked()
     if args.json:

@@ -62,7 +62,7 @@ def ensure_recovery_dir(directory: Path, partitions: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.cli import console, load_settings
+    from cli.console import console, load_settings
     from wattflow.stack.process import free_port
 
     settings = load_settings(args)

@@ -33,8 +33,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cli.console import console, load_settings
     from connectors.venue.adapter import AdapterOptions, StreamStats, VenueAdapter
-    from flows.cli import console, load_settings
 
     settings = load_settings(args)
     adapter = VenueAdapter(settings, market=args.market, reports=args.reports, until_exhausted=args.until_exhausted,

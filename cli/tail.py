@@ -70,8 +70,8 @@ def format_line(event: dict[str, Any], partition: int, offset: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cli.console import load_settings
     from connectors.kafka.reader import parse_position, read_topic
-    from flows.cli import load_settings
 
     settings = load_settings(args)
     follow = not args.no_follow

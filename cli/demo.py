@@ -47,8 +47,8 @@ def _table(title: str, rows: list[dict[str, Any]]) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.cli import console, load_settings
-    from flows.cli_stack import init_stack, print_addresses
+    from cli.console import console, load_settings
+    from cli.stack import init_stack, print_addresses
     from wattflow.stack import Stack
 
     settings = load_settings(args)
@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     if args.smoke:
         return _smoke(settings)
 
-    from flows.demo import run_demo
-    from flows.trading_day import DayProgress
+    from cli.demo_day import run_demo
+    from cli.trading_day import DayProgress
     from wattflow.domain import ns_to_datetime
 
     progress = Progress(TextColumn("[bold]{task.fields[stage]}[/]"), BarColumn(),
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if report.plot_path is not None:
         console.print(f"plot of price, fair value and signals: {report.plot_path}")
     if report.trading is not None:
-        from flows.trading_report import print_trading_summary
+        from reports.trading import print_trading_summary
 
         console.print()
         print_trading_summary(report.trading, console)
@@ -122,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _smoke(settings: Any) -> int:
-    from flows.cli import console
-    from flows.smoke import run_smoke
+    from cli.console import console
+    from cli.smoke import run_smoke
 
     with console.status("smoke path: Kafka round trip and QuestDB dedup..."):
         result = run_smoke(settings)

@@ -1,0 +1,1 @@
+"""The ``wattflow`` command line: ``main`` assembles the commands, one module per command group."""
