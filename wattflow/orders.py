@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wattflow.domain import Side
-from wattflow.enums import CancelReason, TimeInForce
+from wattflow.enums import CancelReason, OrderAction, TimeInForce
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +65,29 @@ class CancelAll:
 
 
 Command = Submit | Cancel | CancelAll
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    """One command and what came of it (a row of ``orders``, a message on the ``orders`` topic)."""
+
+    ts_ns: int
+    product: str
+    client_order_id: str
+    action: OrderAction
+    status: str  # ACKED, REPLAYED, REJECTED, UNKNOWN, BLOCKED, RESENT, CANCELLED, CANCELLED_UNSENT, ...
+    model: str = ""
+    side: int = 0
+    price_eur_per_mwh: float = float("nan")
+    quantity_mw: float = float("nan")
+    tif: str = ""
+    urgency: float = float("nan")
+    arrival_mid_eur_per_mwh: float = float("nan")
+    estimated_slippage_eur_per_mwh: float = float("nan")
+    signal_ts_ns: int = 0
+    attempts: int = 0
+    latency_ns: int = 0
+    reason: str = ""
+    decided_wall_ns: int = 0
+    answered_wall_ns: int = 0
+    display_quantity_mw: float | None = None

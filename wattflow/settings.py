@@ -134,6 +134,7 @@ class TopicSettings(BaseSettings):
     orders: str = "orders"
     execution_reports: str = "execution.reports"
     events: str = "events"
+    positions: str = "positions"
     dlq: str = "dlq"
     control: str = "control"
     partitions: int = Field(default=4, ge=1)
@@ -144,7 +145,7 @@ class TopicSettings(BaseSettings):
         """Every topic wattflow uses, with its partition count."""
         names = [
             self.ticks, self.book, self.dayahead, self.features, self.signals, self.orders,
-            self.execution_reports, self.events, self.dlq,
+            self.execution_reports, self.events, self.positions, self.dlq,
         ]
         topics = dict.fromkeys(names, self.partitions)
         topics[self.raw] = self.raw_partitions

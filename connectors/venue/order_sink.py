@@ -32,19 +32,16 @@ reconciliations make progress when no signals arrive.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import orjson
-import pandas as pd
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.sink import KafkaRecords
+from connectors.questdb.execution_rows import event_rows, order_rows, report_rows
 from connectors.questdb.position_rows import position_rows
 from connectors.questdb.rows import dead_letter_rows
 from connectors.questdb.sink import RetryingWriter, TableRows
@@ -57,48 +54,16 @@ from connectors.venue.client import (
     VenueClient,
 )
 from connectors.wire.dead_letters import dead_letter_records
-from wattflow.domain import product_area
+from connectors.wire.events import encode_event
+from connectors.wire.orders import encode_order_record
 from wattflow.enums import OrderAction
 from wattflow.errors import VenueError
 from wattflow.events import Event
 from wattflow.execution import EngineOutput
-from wattflow.orders import Cancel, CancelAll, Submit
+from wattflow.orders import Cancel, CancelAll, OrderRecord, Submit
 from wattflow.settings import KafkaSettings, QuestDBSettings, TopicSettings, VenueSettings
 
 log = logging.getLogger(__name__)
-
-_ORDER_COLUMNS = ("ts", "product", "area", "client_order_id", "action", "status", "model", "side",
-                  "price_eur_per_mwh", "quantity_mw", "tif", "urgency", "arrival_mid_eur_per_mwh",
-                  "estimated_slippage_eur_per_mwh", "signal_ts", "attempts", "latency_ns", "reason")
-
-
-@dataclass(slots=True)
-class OrderRecord:
-    """One command and what came of it (a row of ``orders``, a message on the ``orders`` topic)."""
-
-    ts_ns: int
-    product: str
-    client_order_id: str
-    action: OrderAction
-    status: str  # ACKED, REPLAYED, REJECTED, UNKNOWN, BLOCKED, RESENT, CANCELLED, CANCELLED_UNSENT, ...
-    model: str = ""
-    side: int = 0
-    price_eur_per_mwh: float = float("nan")
-    quantity_mw: float = float("nan")
-    tif: str = ""
-    urgency: float = float("nan")
-    arrival_mid_eur_per_mwh: float = float("nan")
-    estimated_slippage_eur_per_mwh: float = float("nan")
-    signal_ts_ns: int = 0
-    attempts: int = 0
-    latency_ns: int = 0
-    reason: str = ""
-    decided_wall_ns: int = 0
-    answered_wall_ns: int = 0
-    display_quantity_mw: float | None = None
-
-    def to_json(self) -> bytes:
-        return orjson.dumps({name: getattr(self, name) for name in self.__slots__})
 
 
 def _submit_record(command: Submit, status: str, *, attempts: int = 0, reason: str = "",
@@ -243,75 +208,6 @@ class OrderDesk:
         return len(self.kept) + len(self.pending) + len(self.client.unknown) + len(self.client.not_found)
 
 
-# --- rows and records ------------------------------------------------------------------------------
-
-
-def _ts(values: list[int]) -> np.ndarray:
-    return np.asarray(values, dtype=np.int64).view("datetime64[ns]")
-
-
-def order_rows(records: list[OrderRecord]) -> TableRows:
-    wall = [r.ts_ns or r.answered_wall_ns for r in records]
-    frame = pd.DataFrame({
-        "ts": _ts(wall), "product": [r.product for r in records], "area": [product_area(r.product) for r in records],
-        "client_order_id": [r.client_order_id for r in records], "action": [r.action for r in records],
-        "status": [r.status for r in records], "model": [r.model for r in records],
-        "side": np.asarray([r.side for r in records], dtype=np.int32),
-        "price_eur_per_mwh": [r.price_eur_per_mwh for r in records],
-        "quantity_mw": [r.quantity_mw for r in records], "tif": [r.tif for r in records],
-        "urgency": [r.urgency for r in records],
-        "arrival_mid_eur_per_mwh": [r.arrival_mid_eur_per_mwh for r in records],
-        "estimated_slippage_eur_per_mwh": [r.estimated_slippage_eur_per_mwh for r in records],
-        "signal_ts": _ts([r.signal_ts_ns for r in records]),
-        "attempts": np.asarray([r.attempts for r in records], dtype=np.int32),
-        "latency_ns": np.asarray([r.latency_ns for r in records], dtype=np.int64),
-        "reason": [r.reason for r in records],
-    }, columns=list(_ORDER_COLUMNS))
-    return TableRows("orders", frame, ("product", "area", "action", "status", "model", "tif"))
-
-
-def report_rows(reports: list[dict[str, Any]]) -> TableRows:
-    def column(name: str, default: Any = float("nan")) -> list[Any]:
-        return [default if r.get(name) is None else r[name] for r in reports]
-
-    products = [str(r["product"]) for r in reports]
-    frame = pd.DataFrame({
-        "ts": _ts([int(r["ts_ns"]) for r in reports]), "product": products, "area": [product_area(p) for p in products],
-        "client_order_id": [str(r["client_order_id"]) for r in reports],
-        "exec_id": np.asarray(column("exec_id", 0), dtype=np.int64), "kind": column("kind", ""),
-        "status": column("status", ""), "side": np.asarray(column("side", 0), dtype=np.int32),
-        "price_eur_per_mwh": column("price_eur_per_mwh"), "last_price_eur_per_mwh": column("last_price_eur_per_mwh"),
-        "last_quantity_mw": column("last_quantity_mw", 0.0), "cum_quantity_mw": column("cum_quantity_mw", 0.0),
-        "leaves_quantity_mw": column("leaves_quantity_mw", 0.0), "liquidity": column("liquidity", ""),
-        "reason": column("reason", ""), "source": column("source", "venue"),
-    })
-    return TableRows("execution_reports", frame, ("product", "area", "kind", "status", "liquidity", "reason",
-                                                  "source"))
-
-
-def event_json(event: Event, source: str) -> bytes:
-    return orjson.dumps({"ts_ns": event.ts_ns, "kind": event.kind, "source": source, "product": event.product,
-                         "severity": event.severity, "detail": event.detail})
-
-
-def event_id(kind: str, product: str, detail: str) -> int:
-    """A stable 63-bit id of an event's content: two events at the same time are two rows, and the same event
-    written again (a replay) is one."""
-    digest = hashlib.blake2b(f"{kind}|{product}|{detail}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
-
-
-def event_rows(events: list[Event], source: str) -> TableRows:
-    details = [orjson.dumps(e.detail, default=str, option=orjson.OPT_SORT_KEYS).decode() for e in events]
-    frame = pd.DataFrame({
-        "ts": _ts([e.ts_ns for e in events]), "kind": [e.kind for e in events], "source": [source] * len(events),
-        "product": [e.product for e in events], "severity": [e.severity for e in events], "detail": details,
-        "event_id": np.asarray([event_id(e.kind, e.product, d) for e, d in zip(events, details, strict=True)],
-                               dtype=np.int64),
-    })
-    return TableRows("events", frame, ("kind", "source", "product", "severity"))
-
-
 #: Outcomes after which the venue will never report on the order: the sink reports it closed itself.
 _NEVER_AT_VENUE = {"CANCELLED_UNSENT": "cancel", "NOT_SENT": "cancel", "NOT_FOUND": "cancel"}
 
@@ -371,7 +267,7 @@ class _OrderSinkPartition(StatelessSinkPartition[EngineOutput]):
         rows: list[TableRows] = []
         if records:
             kafka.append(KafkaRecords(self.topics.orders, [r.client_order_id for r in records],
-                                      [r.to_json() for r in records]))
+                                      [encode_order_record(r) for r in records]))
             rows.append(order_rows(records))
             local = [report for report in map(local_report, records) if report is not None]
             if local:
@@ -379,7 +275,7 @@ class _OrderSinkPartition(StatelessSinkPartition[EngineOutput]):
                                           [orjson.dumps(r) for r in local]))
         if events:
             kafka.append(KafkaRecords(self.topics.events, [e.kind for e in events],
-                                      [event_json(e, self.source) for e in events]))
+                                      [encode_event(e, self.source) for e in events]))
             rows.append(event_rows(events, self.source))
         if reports:
             rows.append(report_rows(reports))

@@ -36,15 +36,16 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
+from connectors.questdb.execution_rows import event_rows, order_rows, report_rows
 from connectors.questdb.position_rows import position_rows
 from connectors.questdb.sink import RetryingWriter, TableRows
 from connectors.questdb.sql import QuestDBClient
-from connectors.venue.order_sink import OrderRecord, event_rows, order_rows, report_rows
 from operators.positions import Positions
 from reports.trading import print_trading_summary, trading_summary
 from reports.trading_plots import trading_plots
 from wattflow.domain import NS_PER_SECOND, Product, gate_closure_ns
 from wattflow.events import Event
+from wattflow.orders import OrderRecord
 from wattflow.settings import Settings
 
 pytestmark = pytest.mark.stack

@@ -274,7 +274,7 @@ def test_a_product_that_goes_silent_is_stale_within_the_bound_and_its_order_is_c
 
 
 def test_events_at_the_same_moment_are_distinct_rows_and_a_replay_is_the_same_row() -> None:
-    from connectors.venue.order_sink import event_rows
+    from connectors.questdb.execution_rows import event_rows
     from wattflow.events import Event
 
     same_time = [Event(T0, "FEED_STALE", PRODUCT, "WARNING", {"silent_s": 630.0}),
