@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 #: Dataflows by name: the import string `python -m bytewax.run` takes.
-FLOWS = {"ingest": "flows.ingest:get_flow", "signals": "flows.signals:get_flow",
+FLOWS = {"trading": "flows.trading:get_flow", "ingest": "flows.ingest:get_flow", "signals": "flows.signals:get_flow",
          "execution": "flows.execution:get_flow"}
 
 

@@ -21,11 +21,12 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
 from connectors.kafka.source import KafkaBatchSource
+from connectors.venue.adapter import venue_settings_with_key
 from connectors.venue.order_sink import OrderSink
 from connectors.wire.execution_inputs import decode_inputs
 from operators.engine_step import execute
 from operators.execution import EngineSettings
-from wattflow.settings import Settings, VenueSettings
+from wattflow.settings import Settings
 
 
 def get_flow(settings: Settings | None = None, *, tail: bool = True, batch_size: int = 5_000) -> Dataflow:
@@ -36,17 +37,5 @@ def get_flow(settings: Settings | None = None, *, tail: bool = True, batch_size:
     raw = op.input("inputs", flow, KafkaBatchSource(settings.kafka, list(kinds), tail=tail, batch_size=batch_size))
     decoded = op.map("decode", raw, lambda batch: decode_inputs(batch, kinds))
     outputs = execute("execute", decoded, settings=EngineSettings.from_settings(settings.execution))
-    op.output("orders", outputs, OrderSink(_with_venue_key(settings), settings.questdb, settings.kafka, topics))
+    op.output("orders", outputs, OrderSink(venue_settings_with_key(settings), settings.questdb, settings.kafka, topics))
     return flow
-
-
-def _with_venue_key(settings: Settings) -> VenueSettings:
-    """The venue settings with the trading key: WATTFLOW_VENUE_API_KEY, else the one `wattflow stack up` stored
-    for the venue it started (a clear error names both when there is neither)."""
-    if settings.venue.api_key is not None:
-        return settings.venue
-    from pydantic import SecretStr
-
-    from connectors.venue.adapter import venue_api_key
-
-    return settings.venue.model_copy(update={"api_key": SecretStr(venue_api_key(settings))})

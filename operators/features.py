@@ -1,8 +1,17 @@
-"""Per-product features: trades and L2 book updates merged in event time, through the Numba kernels.
+"""Per-product features: trades and L2 book updates, through the Numba kernels, in log order or in event time.
 
 One :class:`ProductFeatures` object per delivery product holds the kernels' states (numpy arrays and plain
-dataclasses: Bytewax pickles it into its recovery snapshots). Batches of a product's trades, book updates
-and its day-ahead anchor arrive from different topics in an order that depends on timing; to make the
+dataclasses: Bytewax pickles it into its recovery snapshots).
+
+**In log order** (``FeatureSettings.in_log_order``, the trading flow): the raw topic keeps each product on one
+partition, so its partition order *is* the order of its events. Each trade's features are computed when it
+is read, with the book as the updates before it in the log left it; nothing waits for a later event. The one
+wait is for a slow input: until the product's day-ahead anchor is known (it arrives the day before trading
+opens, keyed by area, possibly on another partition), its events are held, so that the anchor column never
+depends on how partitions interleaved. The same log therefore gives the same features whatever the batching.
+
+**In event time** (the signals flow, which reads trades and book from separate topics): batches of a
+product's trades, book updates and its day-ahead anchor arrive in an order that depends on timing; to make the
 features **deterministic** (the same feed gives the same features, however it was batched or interleaved),
 events are held back and released in event-time order up to a watermark: everything strictly before the
 smallest last-seen event time of the two streams, and nothing before the day-ahead anchor is known. End of
@@ -13,7 +22,8 @@ resumed ingest flow republishes some ticks), so events at or before the last (ti
 as repeats and counted in ``repeats_dropped``.
 
 At each trade, the features are the trade-window statistics up to and including that trade and the book as
-it stood before it: after the last book update strictly earlier than the trade (what a trader saw).
+it stood before it: after the last book update strictly earlier than the trade (what a trader saw), earlier
+in the log or in event time.
 """
 
 from __future__ import annotations
@@ -59,6 +69,9 @@ class FeatureSettings:
     depth_levels: int = 5
     band_eur_per_mwh: float = 5.0
     max_held_events: int = 250_000
+    #: Release each event when it is read, in the order of the log (the trading flow), instead of holding it
+    #: back until both streams passed its event time (the signals flow's merge of separate topics).
+    in_log_order: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +137,7 @@ class ProductFeatures:
             if len(book):
                 self.held_book.append(book)
                 self.last_book_ns, self.last_book_seq = int(book.ts_ns[-1]), int(book.seq[-1])
-        watermark = min(self.last_tick_ns, self.last_book_ns)
+        watermark = _END if self.settings.in_log_order else min(self.last_tick_ns, self.last_book_ns)
         if math.isnan(self.day_ahead_eur_per_mwh):
             watermark = _NO_TS
         if self.held() > self.settings.max_held_events:
@@ -183,8 +196,14 @@ class ProductFeatures:
         out[5], out[6], out[7] = stats.vwap_eur_per_mwh, stats.realised_volatility_eur_per_mwh, stats.volume_mw
         out[8], out[9] = averages[0], averages[1]
         out[10], out[11] = intensity.trades_per_min, intensity.trend_trades_per_min_per_min
-        # The book as it stood before each trade: after the last update strictly earlier than the trade.
-        position = np.searchsorted(book.ts_ns, ts, side="left") - 1 if len(book) else np.full(n, -1)
+        # The book as it stood before each trade: after the last update strictly earlier than the trade, in the
+        # log (in log order) or in event time.
+        if not len(book):
+            position = np.full(n, -1)
+        elif self.settings.in_log_order and (book.offset >= 0).all() and (ticks.offset >= 0).all():
+            position = np.searchsorted(log_positions(book), log_positions(ticks), side="left") - 1
+        else:
+            position = np.searchsorted(book.ts_ns, ts, side="left") - 1
         out[_BOOK_COLUMNS] = book_before[:, None]
         seen = position >= 0
         if seen.any():
@@ -193,7 +212,16 @@ class ProductFeatures:
         out[-3] = anchor
         out[-2] = spread_to_day_ahead(price, anchor)
         out[-1] = time_to_gate_closure_min(ts, self.gate_closure_ns)
-        return FeatureBatch(self.product, ts.copy(), ticks.trade_id.copy(), out)
+        return FeatureBatch(self.product, ts.copy(), ticks.trade_id.copy(), out, log_positions(ticks))
+
+
+#: Events one packed message can hold, at most (its ``index`` column), for :func:`log_positions`.
+_INDEX_SPAN = 1 << 22
+
+
+def log_positions(batch: Any) -> I64:
+    """Where each row sits in its partition's log: Kafka offset, then its place in a packed message."""
+    return batch.offset * _INDEX_SPAN + (batch.index + 1)
 
 
 def _split(batches: list[Any], watermark_ns: int, kind: Any) -> tuple[Any, Any]:

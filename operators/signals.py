@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 from bytewax import operators as op
@@ -13,20 +15,18 @@ from operators.models import Model
 from wattflow.batches import IngestBatch
 from wattflow.domain import NS_PER_MINUTE, Product
 from wattflow.features import FeatureBatch
-from wattflow.signals import FULL_ACCESS, SignalBatch
+from wattflow.signals import FULL_ACCESS, SignalBatch, SignalRow
 
 
 def by_product(batch: IngestBatch, durations_min: tuple[int, ...] = (15, 60)) -> list[tuple[str, ProductEvents]]:
-    """Split a decoded batch into per-product pieces (keyed by product).
+    """Split a decoded batch into per-product pieces (keyed by product): first the day-ahead anchors, then one
+    piece per product with its trades and book updates together (so that a product's events of one batch are
+    taken in one step, in their log order).
 
     A day-ahead price of an hour goes to every product delivered within that hour (``durations_min``), so
     each product's features know their anchor.
     """
     out: list[tuple[str, ProductEvents]] = []
-    for key, rows in _groups(batch.ticks.product):
-        out.append((key, ProductEvents(key, ticks=batch.ticks.take(rows))))
-    for key, rows in _groups(batch.book.product):
-        out.append((key, ProductEvents(key, book=batch.book.take(rows))))
     prices = batch.dayahead
     for area, start_ns, duration_min, price in zip(prices.area.tolist(), prices.delivery_start_ns.tolist(),
                                                    prices.duration_min.tolist(), prices.price_eur_per_mwh.tolist(),
@@ -37,6 +37,10 @@ def by_product(batch: IngestBatch, durations_min: tuple[int, ...] = (15, 60)) ->
             for begin_ns in range(start_ns, start_ns + duration_min * NS_PER_MINUTE, duration * NS_PER_MINUTE):
                 key = Product(area, begin_ns, duration).key
                 out.append((key, ProductEvents(product=key, day_ahead_eur_per_mwh=price)))
+    ticks = {key: batch.ticks.take(rows) for key, rows in _groups(batch.ticks.product)}
+    book = {key: batch.book.take(rows) for key, rows in _groups(batch.book.product)}
+    for key in dict.fromkeys([*ticks, *book]):
+        out.append((key, ProductEvents(key, ticks=ticks.get(key), book=book.get(key))))
     return out
 
 
@@ -87,3 +91,76 @@ def run_models(step_id: str, up: Stream[FeatureBatch], *, models: list[Model]) -
     return op.flat_map("signals", up, lambda features: [m.signals(features, FULL_ACCESS) for m in models])
 
 
+
+
+@dataclass(frozen=True, slots=True)
+class MarketStep:
+    """What one raw batch of one partition gave: features and signals per product, and the signal rows for the
+    engine in the log's order (across products)."""
+
+    features: list[FeatureBatch]
+    signals: list[SignalBatch]
+    rows: list[SignalRow]
+
+
+@dataclass
+class PartitionFeatures:
+    """The feature states of every product of one raw-topic partition (picklable: the snapshot)."""
+
+    products: dict[str, ProductFeatures] = field(default_factory=dict)
+
+
+class _PartitionLogic(StatefulLogic[IngestBatch, MarketStep, PartitionFeatures]):
+    def __init__(self, state: PartitionFeatures | None, settings: FeatureSettings, models: list[Model],
+                 durations_min: tuple[int, ...]) -> None:
+        self.state = state or PartitionFeatures()
+        self.settings = settings
+        self.models = models
+        self.durations_min = durations_min
+
+    def on_item(self, value: IngestBatch) -> tuple[list[MarketStep], bool]:
+        products = self.state.products
+        features: list[FeatureBatch] = []
+        for key, events in by_product(value, self.durations_min):
+            state = products.get(key)
+            if state is None:
+                state = products[key] = ProductFeatures.new(key, self.settings)
+            produced = state.on_events(events)
+            if produced is not None:
+                features.append(produced)
+        if not features:
+            return [], StatefulLogic.RETAIN
+        return [market_step(features, self.models)], StatefulLogic.RETAIN
+
+    def snapshot(self) -> PartitionFeatures:
+        return self.state
+
+
+def market_step(features: list[FeatureBatch], models: list[Model]) -> MarketStep:
+    """Run every model on every product's features; order the signal rows as their trades sat in the log (ties:
+    the models' order), so that the engine acts on them in the order the market happened."""
+    signals: list[SignalBatch] = []
+    keyed: list[tuple[int, int, SignalRow]] = []
+    for batch in features:
+        positions = batch.log_position.tolist() if batch.log_position is not None else [0] * len(batch)
+        for rank, model in enumerate(models):
+            produced = model.signals(batch, FULL_ACCESS)
+            signals.append(produced)
+            keyed += [(position, rank, row) for position, row in zip(positions, produced.rows(), strict=True)]
+    keyed.sort(key=lambda item: (item[0], item[1]))
+    return MarketStep(features, signals, [row for _, _, row in keyed])
+
+
+@operator
+def partition_signals(step_id: str, up: Stream[IngestBatch], *, models: list[Model], settings: FeatureSettings,
+                      durations_min: tuple[int, ...]) -> Stream[MarketStep]:
+    """Features and signals per raw-topic partition, in the partition's log order (the trading flow).
+
+    Keyed by partition, not by product: a partition holds whole products in their feed order, so one step sees
+    a batch's products together and can hand the engine their signals in the order of the log, whatever the
+    batching. Partitions are the unit of parallelism, as in Kafka.
+    """
+    keyed = op.key_on("by_partition", up, lambda batch: f"{batch.topic}[{batch.partition}]")
+    stepped = op.stateful("features_and_models", keyed,
+                          lambda resume: _PartitionLogic(resume, settings, models, durations_min))
+    return op.map("unkey", stepped, lambda key_value: key_value[1])

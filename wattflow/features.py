@@ -36,6 +36,9 @@ class FeatureBatch:
     ts_ns: I64
     trade_id: I64
     values: F64  # shape (len(FEATURE_NAMES), n)
+    #: Where each trade sat in its partition's log (``operators.features.log_positions``), when it came from one
+    #: (the trading flow orders signals across products by it); not part of the wire format.
+    log_position: I64 | None = None
 
     def __len__(self) -> int:
         return len(self.ts_ns)

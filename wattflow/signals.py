@@ -59,6 +59,17 @@ class SignalBatch:
     def __len__(self) -> int:
         return len(self.ts_ns)
 
+    def rows(self) -> list[SignalRow]:
+        """One :class:`SignalRow` per signal, as execution acts on them (what the ``signals`` topic decodes to)."""
+        n = len(self)
+        nan = np.full(n, np.nan)
+        # Whole columns to Python floats at once, then one zip over the rows.
+        market = zip(*(np.asarray(self.market.get(name, nan), dtype=np.float64).tolist() for name in MARKET_COLUMNS),
+                     strict=True)
+        return [SignalRow(self.product, self.model, ts, trade_id, target, MarketSnapshot(*values))
+                for ts, trade_id, target, values in zip(self.ts_ns.tolist(), self.trade_id.tolist(),
+                                                        self.target_position_mw.tolist(), market, strict=True)]
+
 
 @dataclass(frozen=True, slots=True)
 class MarketSnapshot:

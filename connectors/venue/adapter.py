@@ -37,10 +37,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from pydantic import SecretStr
 
 from connectors.kafka.producer import CheckedProducer
 from wattflow.errors import KafkaDeliveryError, VenueError
-from wattflow.settings import Settings
+from wattflow.settings import Settings, VenueSettings
 
 log = logging.getLogger("wattflow.venue")
 
@@ -360,3 +361,11 @@ def venue_api_key(settings: Settings) -> str:
     raise VenueError("no API key for the paper venue",
                      hint="set WATTFLOW_VENUE_API_KEY (or start the venue with `wattflow stack up` and "
                      "WATTFLOW_VENUE_FEED, which stores its keys in the state directory)")
+
+
+def venue_settings_with_key(settings: Settings) -> VenueSettings:
+    """The venue settings with the trading key (:func:`venue_api_key`: a clear error names both sources when
+    there is neither)."""
+    if settings.venue.api_key is not None:
+        return settings.venue
+    return settings.venue.model_copy(update={"api_key": SecretStr(venue_api_key(settings))})

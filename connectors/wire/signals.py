@@ -18,7 +18,7 @@ def signal_records(signals: SignalBatch, topic: str) -> KafkaRecords:
     """Columnar messages per product, model and batch: ``{"product", "model", "kind": "signals",
     "columns": {...}, "market": {...}}``; ``market`` holds the sizing inputs at each signal (NaN as null). At
     most ``MAX_ROWS_PER_MESSAGE`` rows each."""
-    keys, values, stamps = [], [], []
+    keys, values = [], []
     for part in chunks(len(signals.ts_ns)):
         columns = {"ts_ns": signals.ts_ns[part], "trade_id": signals.trade_id[part],
                    "direction": signals.direction[part], "strength": signals.strength[part],
@@ -28,8 +28,9 @@ def signal_records(signals: SignalBatch, topic: str) -> KafkaRecords:
         values.append(orjson.dumps({"product": signals.product, "model": signals.model, "kind": "signals",
                                     "columns": columns, "market": market}, option=orjson.OPT_SERIALIZE_NUMPY))
         keys.append(signals.product)
-        stamps.append(int(signals.ts_ns[part][-1]) // 1_000_000)
-    return KafkaRecords(topic, keys, values, stamps)
+    # Stamped with the time they are written (the default), not their event time: a replayed 2018 day
+    # stamped in 2018 would be deleted by the broker's retention at its next check. Event time is in the payload.
+    return KafkaRecords(topic, keys, values)
 
 
 def signal_rows(message: Mapping[str, Any]) -> list[SignalRow]:
