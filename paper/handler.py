@@ -68,6 +68,7 @@ class _VenueHandler(BaseHTTPRequestHandler):
             if path.startswith("/admin/") or path == "/admin":
                 self._send(*self._admin(method, path, body))
                 return
+            venue.log_request(method, path, body)
             fault = venue.draw_fault()
             delay = venue.latency_s + (venue.faults.extra_latency_s if fault == "slow" else 0.0)
             if delay > 0:
@@ -227,6 +228,8 @@ class _VenueHandler(BaseHTTPRequestHandler):
             except (TypeError, ValueError) as error:
                 raise _AnswerError(400, {"error": str(error)}) from None
             return 200, venue.faults
+        if path == "/admin/requests" and method == "GET":
+            return 200, venue.requests()
         if path == "/admin/clock" and method == "GET":
             return 200, venue.clock_state()
         if path == "/admin/clock" and method == "POST":

@@ -22,6 +22,9 @@ Endpoints (JSON bodies and answers; every non-admin endpoint but ``/health`` nee
     GET    /admin/faults
     POST   /admin/clock               {"ts_ns"} (manual clock) or {"speed": x} (wall clock from here)
     GET    /admin/clock
+    GET    /admin/requests            200 [{"wall_ns","method","path","client_order_id"}]: every non-admin
+                                       request as it arrived (before faults, retries included): the
+                                       venue's own log, which tests and benchmarks count orders against
 
 Errors: 401 missing or wrong key, 403 a trading key on /admin, 429 over the rate limit (``Retry-After``
 in whole seconds), 404 unknown path. Fault modes (admin endpoints are never faulted):
@@ -65,6 +68,7 @@ from collections.abc import Sequence
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 import orjson
@@ -101,6 +105,10 @@ class VenueServer:
         self.latency_s = latency_s
         self.faults = FaultConfig()
         self.lock = threading.RLock()
+        #: Every request but the admin ones, as received (before any fault): the venue's own log, the truth the
+        #: tests and benchmarks count orders against. ``(wall_ns, method, path, client_order_id or "")``.
+        self.request_log: list[tuple[int, str, str, str]] = []
+        self._log_lock = threading.Lock()
         self.stopping = threading.Event()
         self._random = random.Random(seed)
         self._speed: float | None = None
@@ -190,6 +198,21 @@ class VenueServer:
         if not fresh:
             return [], since_exec_id
         return [orjson.dumps(r) + b"\n" for r in fresh], fresh[-1].exec_id
+
+    def log_request(self, method: str, path: str, body: Any) -> None:
+        """Record a request as it arrives (``GET /admin/requests`` returns the log)."""
+        cid = body.get("client_order_id", "") if isinstance(body, dict) else ""
+        if not cid and path.startswith("/orders/"):
+            cid = unquote(path[len("/orders/"):])
+        with self._log_lock:
+            self.request_log.append((time.time_ns(), method, path, str(cid)))
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log as JSON-ready rows, in arrival order."""
+        with self._log_lock:
+            rows = list(self.request_log)
+        return [{"wall_ns": wall, "method": method, "path": path, "client_order_id": cid}
+                for wall, method, path, cid in rows]
 
     def set_faults(self, faults: FaultConfig) -> None:
         if faults.mode not in FAULT_MODES:
