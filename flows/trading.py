@@ -22,6 +22,7 @@ from __future__ import annotations
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
+from connectors.kafka.admin import topic_partitions
 from connectors.kafka.publish import PART, PublishSink
 from connectors.kafka.sink import KafkaRecords
 from connectors.kafka.source import KafkaBatchSource
@@ -54,7 +55,8 @@ def get_flow(settings: Settings | None = None, *, tail: bool = True, batch_size:
     split = op.branch("split", inputs, lambda batch: batch.topic == topics.raw)
     market = validate("validate", op.map("decode", split.trues, decode_batch))
     steps = partition_signals("signals", market, models=models, settings=FeatureSettings(in_log_order=True),
-                              durations_min=signal_settings.durations())
+                              durations_min=signal_settings.durations(),
+                              partitions=topic_partitions(settings.kafka, topics.raw))
     decisions = op.merge(
         "inputs_of_engine",
         op.map("signal_rows", steps, lambda step: ExecutionInput(step.rows, [], [], [])),

@@ -12,7 +12,7 @@ from bytewax.operators import StatefulLogic
 
 from operators.features import FeatureSettings, ProductEvents, ProductFeatures
 from operators.models import Model
-from wattflow.batches import IngestBatch
+from wattflow.batches import BookBatch, IngestBatch, TickBatch
 from wattflow.domain import NS_PER_MINUTE, Product
 from wattflow.features import FeatureBatch
 from wattflow.signals import FULL_ACCESS, SignalBatch, SignalRow
@@ -151,16 +151,34 @@ def market_step(features: list[FeatureBatch], models: list[Model]) -> MarketStep
     return MarketStep(features, signals, [row for _, _, row in keyed])
 
 
+def to_partitions(batch: IngestBatch, partitions: int) -> list[tuple[str, IngestBatch]]:
+    """A raw batch to the state of its own partition, and its day-ahead prices to every other partition's too.
+
+    Day-ahead prices are keyed by area, so they sit on another partition than most of the products they anchor;
+    every partition's features need them (a product's events wait for its anchor, so the anchor never depends
+    on how partitions interleave)."""
+    out = [(partition_key(batch.topic, batch.partition), batch)]
+    if len(batch.dayahead):
+        prices = IngestBatch(TickBatch.empty(), BookBatch.empty(), batch.dayahead, [], batch.topic, batch.partition)
+        out += [(partition_key(batch.topic, other), prices) for other in range(partitions) if other != batch.partition]
+    return out
+
+
+def partition_key(topic: str, partition: int) -> str:
+    return f"{topic}[{partition}]"
+
+
 @operator
 def partition_signals(step_id: str, up: Stream[IngestBatch], *, models: list[Model], settings: FeatureSettings,
-                      durations_min: tuple[int, ...]) -> Stream[MarketStep]:
+                      durations_min: tuple[int, ...], partitions: int) -> Stream[MarketStep]:
     """Features and signals per raw-topic partition, in the partition's log order (the trading flow).
 
     Keyed by partition, not by product: a partition holds whole products in their feed order, so one step sees
     a batch's products together and can hand the engine their signals in the order of the log, whatever the
-    batching. Partitions are the unit of parallelism, as in Kafka.
+    batching. Partitions are the unit of parallelism, as in Kafka. ``partitions``: how many the raw topic has
+    (day-ahead prices go to each, see :func:`to_partitions`).
     """
-    keyed = op.key_on("by_partition", up, lambda batch: f"{batch.topic}[{batch.partition}]")
+    keyed = op.flat_map("to_partitions", up, lambda batch: to_partitions(batch, partitions))
     stepped = op.stateful("features_and_models", keyed,
                           lambda resume: _PartitionLogic(resume, settings, models, durations_min))
     return op.map("unkey", stepped, lambda key_value: key_value[1])
