@@ -6,6 +6,9 @@ COPY wattflow ./wattflow
 COPY flows ./flows
 COPY operators ./operators
 COPY connectors ./connectors
+COPY paper ./paper
+COPY cli ./cli
+COPY reports ./reports
 COPY data ./data
 RUN pip install --no-cache-dir .
 USER nobody

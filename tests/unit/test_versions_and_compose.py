@@ -58,3 +58,22 @@ def test_compose_images_ports_and_environment_agree_with_settings() -> None:
     assert f"DOCKER://{internal}" in env["KAFKA_ADVERTISED_LISTENERS"]
     assert app["environment"]["WATTFLOW_QUESTDB_HTTP_PORT"] == str(questdb.http_port)
     assert "--external-stack" in app["command"]
+
+
+def test_compose_runs_the_live_topology_a_service_per_process_and_the_image_holds_every_package() -> None:
+    import tomllib
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert services["trading"]["command"][:3] == ["wattflow", "run", "trading"]
+    assert services["store"]["command"][:3] == ["wattflow", "run", "store"]
+    assert services["adapter"]["command"] == ["wattflow", "adapter"]
+    assert "wattflow venue --feed" in " ".join(services["venue"]["command"])
+    for name in ("venue", "adapter", "trading", "store"):
+        env = services[name]["environment"]
+        assert env["WATTFLOW_KAFKA_BOOTSTRAP_SERVERS"] == services["wattflow"]["environment"][
+            "WATTFLOW_KAFKA_BOOTSTRAP_SERVERS"]
+        assert env["WATTFLOW_VENUE_API_KEY"] == services["venue"]["environment"]["WATTFLOW_VENUE_API_KEY"]
+    # The image must hold every package the project installs (a new room forgotten there breaks the image).
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    copied = {line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")}
+    assert {name.rstrip("*") for name in packages} <= copied
