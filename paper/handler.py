@@ -54,6 +54,7 @@ class _VenueHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = KEEPALIVE_IDLE_S  # socket timeout: an idle keep-alive connection ends after this
     _status = 0
+    _answered_s = 0.0
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet by default
         pass
@@ -91,11 +92,11 @@ class _VenueHandler(BaseHTTPRequestHandler):
         path, query = parts.path.rstrip("/") or "/", parse_qs(parts.query)
         traded = not (path.startswith("/admin") or path.startswith("/stream/"))
         token = venue.request_started(self.connection, counted=traded)
-        self._status = 0
+        self._status, self._answered_s = 0, 0.0
         try:
             self._handle(method, path, query)
         finally:
-            venue.request_ended(token, method, path, self._status)
+            venue.request_ended(token, method, path, self._status, self._answered_s)
             if venue.stopping.is_set():
                 self.close_connection = True
 
@@ -156,7 +157,7 @@ class _VenueHandler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-        self._status = status
+        self._status, self._answered_s = status, time.monotonic()  # before a byte of it can reach the client
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

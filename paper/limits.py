@@ -32,8 +32,10 @@ class FaultConfig:
 @dataclass(frozen=True, slots=True)
 class RequestLog:
     """One trading request as the venue saw it (admin calls and streams are not logged): its TCP connection
-    (a number per accepted connection, from 1), the monotonic times it arrived and was answered, and how many
-    trading requests were being handled at once when it arrived, itself included."""
+    (a number per accepted connection, from 1), the monotonic times it arrived and its answer started to go out
+    (before the client could have any of it; for a dropped request, when the venue was done with it), its HTTP
+    status (0: dropped, no answer), and how many trading requests were being handled at once when it arrived,
+    itself included."""
 
     method: str
     path: str

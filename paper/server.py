@@ -206,7 +206,9 @@ class VenueServer:
             t.max_in_flight = max(t.max_in_flight, t.in_flight)
             return connection, time.monotonic(), t.in_flight
 
-    def request_ended(self, token: tuple[socket.socket, float, int], method: str, path: str, status: int) -> None:
+    def request_ended(self, token: tuple[socket.socket, float, int], method: str, path: str, status: int,
+                      answered_s: float = 0.0) -> None:
+        """The request was handled: ``answered_s`` is when its answer started to go out (0: none did)."""
         connection, started, concurrent = token
         with self._traffic_lock:
             self._busy.discard(connection)
@@ -214,7 +216,8 @@ class VenueServer:
                 return
             self._traffic.in_flight -= 1
             number = self._connections.get(connection, 0)
-            self._traffic.log.append(RequestLog(method, path, number, started, time.monotonic(), status, concurrent))
+            ended = answered_s or time.monotonic()
+            self._traffic.log.append(RequestLog(method, path, number, started, ended, status, concurrent))
 
     def __enter__(self) -> VenueServer:
         return self.start()
