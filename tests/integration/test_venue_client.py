@@ -300,6 +300,7 @@ def test_a_late_answer_on_a_timed_out_connection_is_never_read_as_the_next_one(v
     time.sleep(0.8)  # the held answer has gone out by now
     nxt = c.submit(OrderRequest("late2", KEY, "BUY", 41.0, 0.5))
     assert nxt.status is SubmitStatus.ACKED and nxt.attempts == 1
-    assert nxt.report is not None and nxt.report["client_order_id"] == "late2" and nxt.report["price_eur_per_mwh"] == 41.0
+    assert nxt.report is not None
+    assert (nxt.report["client_order_id"], nxt.report["price_eur_per_mwh"]) == ("late2", 41.0)
     assert c.reconcile() == {"late1": "NEW"}
     c.close()
