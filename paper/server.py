@@ -69,6 +69,7 @@ import random
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
@@ -104,7 +105,11 @@ class Traffic:
     requests: int = 0         # trading requests (not admin calls, not streams)
     in_flight: int = 0        # trading requests being handled now
     max_in_flight: int = 0    # the most handled at once
-    log: list[RequestLog] = field(default_factory=list)
+    log: list[RequestLog] = field(default_factory=list)  # the latest REQUEST_LOG_SIZE requests, oldest first
+
+
+#: The request log keeps this many of the latest requests (a long-running venue must not grow without bound).
+REQUEST_LOG_SIZE = 100_000
 
 
 class VenueServer:
@@ -135,6 +140,7 @@ class VenueServer:
         if speed:
             self.set_speed(speed)
         self._traffic = Traffic()
+        self._log: deque[RequestLog] = deque(maxlen=REQUEST_LOG_SIZE)
         self._traffic_lock = threading.Lock()
         self._connection_numbers = itertools.count(1)
         self._connections: dict[socket.socket, int] = {}  # open connections -> their number
@@ -178,11 +184,12 @@ class VenueServer:
         """A copy of the counts and the request log."""
         with self._traffic_lock:
             t = self._traffic
-            return Traffic(t.connections, t.requests, t.in_flight, t.max_in_flight, list(t.log))
+            return Traffic(t.connections, t.requests, t.in_flight, t.max_in_flight, list(self._log))
 
     def reset_traffic(self) -> None:
         with self._traffic_lock:
             self._traffic = Traffic(in_flight=self._traffic.in_flight)
+            self._log.clear()
 
     def connection_opened(self, connection: socket.socket) -> None:
         with self._traffic_lock:
@@ -217,7 +224,7 @@ class VenueServer:
             self._traffic.in_flight -= 1
             number = self._connections.get(connection, 0)
             ended = answered_s or time.monotonic()
-            self._traffic.log.append(RequestLog(method, path, number, started, ended, status, concurrent))
+            self._log.append(RequestLog(method, path, number, started, ended, status, concurrent))
 
     def __enter__(self) -> VenueServer:
         return self.start()
