@@ -27,7 +27,7 @@ from connectors.kafka.publish import PART, PublishSink
 from connectors.kafka.sink import KafkaRecords
 from connectors.kafka.source import KafkaBatchSource
 from connectors.venue.adapter import venue_settings_with_key
-from connectors.venue.order_sink import OrderSink
+from connectors.venue.order_sink import PARTITION, OrderSink
 from connectors.wire.execution_inputs import decode_inputs
 from connectors.wire.features import feature_records
 from connectors.wire.market import decode_batch
@@ -62,7 +62,8 @@ def get_flow(settings: Settings | None = None, *, tail: bool = True, batch_size:
         op.map("signal_rows", steps, lambda step: ExecutionInput(step.rows, [], [], [])),
         op.map("decode_reports_control", split.falses, lambda batch: decode_inputs(batch, kinds)))
     outputs = execute("execute", decisions, settings=EngineSettings.from_settings(settings.execution))
-    op.output("orders", outputs, OrderSink(venue_settings_with_key(settings), settings.questdb, settings.kafka, topics))
+    keyed = op.key_on("to_sink", outputs, lambda _: PARTITION)  # the order sink has one partition
+    op.output("orders", keyed, OrderSink(venue_settings_with_key(settings), settings.kafka, topics))
 
     def derived(step: MarketStep) -> tuple[str, list[KafkaRecords]]:
         return PART, [*(feature_records(batch, topics.features) for batch in step.features),

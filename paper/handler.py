@@ -16,7 +16,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from paper.exchange import Reason, UnknownOrderError
-from paper.limits import MAX_BODY_BYTES, STREAM_CHUNK_LINES, STREAM_POLL_S, STREAM_WRITE_TIMEOUT_S, FaultConfig
+from paper.limits import (
+    KEEPALIVE_IDLE_S,
+    MAX_BODY_BYTES,
+    STREAM_CHUNK_LINES,
+    STREAM_POLL_S,
+    STREAM_WRITE_TIMEOUT_S,
+    FaultConfig,
+)
 
 if TYPE_CHECKING:
     from paper.server import VenueServer
@@ -39,11 +46,28 @@ def make_handler(venue: VenueServer) -> type[BaseHTTPRequestHandler]:
 
 
 class _VenueHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive: a client may send many requests over one connection (every answer has a
+    Content-Length); an idle connection is closed after ``KEEPALIVE_IDLE_S``, and by :meth:`VenueServer.stop`."""
+
     venue: VenueServer
     server_version = "wattflow-paper-venue/1"
+    protocol_version = "HTTP/1.1"
+    timeout = KEEPALIVE_IDLE_S  # socket timeout: an idle keep-alive connection ends after this
+    _status = 0
+    _answered_s = 0.0
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet by default
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.venue.connection_opened(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.venue.connection_closed(self.connection)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -61,8 +85,23 @@ class _VenueHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         venue = self.venue
+        if venue.stopping.is_set():  # a request on a kept-alive connection after stop(): as if the port were shut
+            self._drop()
+            return
         parts = urlsplit(self.path)
         path, query = parts.path.rstrip("/") or "/", parse_qs(parts.query)
+        traded = not (path.startswith("/admin") or path.startswith("/stream/"))
+        token = venue.request_started(self.connection, counted=traded)
+        self._status, self._answered_s = 0, 0.0
+        try:
+            self._handle(method, path, query)
+        finally:
+            venue.request_ended(token, method, path, self._status, self._answered_s)
+            if venue.stopping.is_set():
+                self.close_connection = True
+
+    def _handle(self, method: str, path: str, query: dict[str, list[str]]) -> None:
+        venue = self.venue
         try:
             body = self._read_body()
             if path.startswith("/admin/") or path == "/admin":
@@ -107,6 +146,7 @@ class _VenueHandler(BaseHTTPRequestHandler):
     def _read_body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
+            self.close_connection = True  # the body stays unread: the connection cannot carry another request
             raise _AnswerError(413, {"error": "body too large"})
         raw = self.rfile.read(length) if length > 0 else b""
         if not raw:
@@ -118,6 +158,7 @@ class _VenueHandler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        self._status, self._answered_s = status, time.monotonic()  # before a byte of it can reach the client
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

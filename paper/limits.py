@@ -17,6 +17,8 @@ STREAM_POLL_S = 0.05
 STREAM_CHUNK_LINES = 2_000
 #: A stream whose client reads nothing for this long is closed (its thread must not hang forever).
 STREAM_WRITE_TIMEOUT_S = 30.0
+#: A keep-alive connection with no request for this long is closed by the venue (clients keep theirs less long).
+KEEPALIVE_IDLE_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,23 @@ class FaultConfig:
     extra_latency_s: float = 0.5
     timeout_s: float = 5.0
     probability: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLog:
+    """One trading request as the venue saw it (admin calls and streams are not logged): its TCP connection
+    (a number per accepted connection, from 1), the monotonic times it arrived and its answer started to go out
+    (before the client could have any of it; for a dropped request, when the venue was done with it), its HTTP
+    status (0: dropped, no answer), and how many trading requests were being handled at once when it arrived,
+    itself included."""
+
+    method: str
+    path: str
+    connection: int
+    started_s: float
+    ended_s: float
+    status: int
+    concurrent: int
 
 
 class RateLimiter:

@@ -26,6 +26,11 @@ Endpoints (JSON bodies and answers; every non-admin endpoint but ``/health`` nee
                                        request as it arrived (before faults, retries included): the
                                        venue's own log, which tests and benchmarks count orders against
 
+Connections are HTTP/1.1 keep-alive: a client may send any number of requests over one connection (idle ones
+are closed after ``KEEPALIVE_IDLE_S``, and all at :meth:`VenueServer.stop`). For tests, the server counts what it
+sees (:meth:`VenueServer.traffic`): TCP connections accepted, trading requests (admin calls and streams not
+counted), the most it handled at once, and a log of each (:class:`~paper.limits.RequestLog`).
+
 Errors: 401 missing or wrong key, 403 a trading key on /admin, 429 over the rate limit (``Retry-After``
 in whole seconds), 404 unknown path. Fault modes (admin endpoints are never faulted):
 
@@ -60,11 +65,16 @@ lazily at each request. All API keys trade one shared account; the rate limit co
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import os
 import random
+import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -82,7 +92,28 @@ from paper.limits import (
     STREAM_HEARTBEAT_S,
     FaultConfig,
     RateLimiter,
+    RequestLog,
 )
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # several clients opening their pools at once must not overflow the backlog
+
+
+@dataclass(slots=True)
+class Traffic:
+    """What the venue saw since it started (or :meth:`VenueServer.reset_traffic`)."""
+
+    connections: int = 0      # TCP connections accepted
+    requests: int = 0         # trading requests (not admin calls, not streams)
+    in_flight: int = 0        # trading requests being handled now
+    max_in_flight: int = 0    # the most handled at once
+    log: list[RequestLog] = field(default_factory=list)  # the latest REQUEST_LOG_SIZE requests, oldest first
+
+
+#: The request log keeps this many of the latest requests (a long-running venue must not grow without bound).
+REQUEST_LOG_SIZE = 100_000
 
 
 class VenueServer:
@@ -116,8 +147,13 @@ class VenueServer:
         self._clock_origin_ns = 0
         if speed:
             self.set_speed(speed)
-        self.httpd = ThreadingHTTPServer((host, port), make_handler(self))
-        self.httpd.daemon_threads = True
+        self._traffic = Traffic()
+        self._log: deque[RequestLog] = deque(maxlen=REQUEST_LOG_SIZE)
+        self._traffic_lock = threading.Lock()
+        self._connection_numbers = itertools.count(1)
+        self._connections: dict[socket.socket, int] = {}  # open connections -> their number
+        self._busy: set[socket.socket] = set()  # connections handling a request now
+        self.httpd = _HTTPServer((host, port), make_handler(self))
         self._thread: threading.Thread | None = None
 
     @property
@@ -137,11 +173,66 @@ class VenueServer:
         self.httpd.serve_forever()
 
     def stop(self) -> None:
+        """Stop serving: no new connection, idle keep-alive connections shut, busy ones closed after their
+        answer, streams ended with their final chunk."""
         self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+        with self._traffic_lock:
+            idle = [connection for connection in self._connections if connection not in self._busy]
+        for connection in idle:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    # --- traffic (for tests) ---------------------------------------------------------------------
+
+    def traffic(self) -> Traffic:
+        """A copy of the counts and the request log."""
+        with self._traffic_lock:
+            t = self._traffic
+            return Traffic(t.connections, t.requests, t.in_flight, t.max_in_flight, list(self._log))
+
+    def reset_traffic(self) -> None:
+        with self._traffic_lock:
+            self._traffic = Traffic(in_flight=self._traffic.in_flight)
+            self._log.clear()
+
+    def connection_opened(self, connection: socket.socket) -> None:
+        with self._traffic_lock:
+            self._traffic.connections += 1
+            self._connections[connection] = next(self._connection_numbers)
+
+    def connection_closed(self, connection: socket.socket) -> None:
+        with self._traffic_lock:
+            self._connections.pop(connection, None)
+            self._busy.discard(connection)
+
+    def request_started(self, connection: socket.socket, *, counted: bool) -> tuple[socket.socket, float, int]:
+        """A request arrived on ``connection`` (busy until it is answered); ``counted``: a trading request."""
+        with self._traffic_lock:
+            self._busy.add(connection)
+            if not counted:
+                return connection, time.monotonic(), 0
+            t = self._traffic
+            t.requests += 1
+            t.in_flight += 1
+            t.max_in_flight = max(t.max_in_flight, t.in_flight)
+            return connection, time.monotonic(), t.in_flight
+
+    def request_ended(self, token: tuple[socket.socket, float, int], method: str, path: str, status: int,
+                      answered_s: float = 0.0) -> None:
+        """The request was handled: ``answered_s`` is when its answer started to go out (0: none did)."""
+        connection, started, concurrent = token
+        with self._traffic_lock:
+            self._busy.discard(connection)
+            if not concurrent:
+                return
+            self._traffic.in_flight -= 1
+            number = self._connections.get(connection, 0)
+            ended = answered_s or time.monotonic()
+            self._log.append(RequestLog(method, path, number, started, ended, status, concurrent))
 
     def __enter__(self) -> VenueServer:
         return self.start()

@@ -88,6 +88,7 @@ class OrderRecord:
     attempts: int = 0
     latency_ns: int = 0
     reason: str = ""
-    decided_wall_ns: int = 0
-    answered_wall_ns: int = 0
+    decided_wall_ns: int = 0   # wall clock when the engine decided (Submit only)
+    answered_wall_ns: int = 0  # wall clock when the venue's answer arrived (0: no answer, e.g. never sent)
     display_quantity_mw: float | None = None
+    sent_wall_ns: int = 0      # wall clock when the request was handed to the HTTP client (0: never sent)

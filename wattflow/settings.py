@@ -188,6 +188,8 @@ class VenueSettings(BaseSettings):
     max_attempts: int = Field(default=4, ge=1)
     breaker_failures: int = Field(default=5, ge=1)
     breaker_reset_s: float = Field(default=2.0, gt=0)
+    #: The order sink's requests in flight at once (worker threads, and idle keep-alive connections kept).
+    max_in_flight: int = Field(default=8, ge=1)
 
     @property
     def url(self) -> str:

@@ -15,23 +15,31 @@ Rules (reliability promises 2 and 3, test R4):
   Every change of state is an event dict (``kind``, ``ts``, ``detail``) in :attr:`VenueClient.events`.
 * **429** is not a venue failure: the client waits ``Retry-After`` (within the retry budget) and tries again.
 
-Requests go over stdlib ``http.client``, one connection per request (a dropped connection cannot poison the
-next one), with orjson bodies. The client is thread-safe enough for one caller per instance; the breaker is
-thread-safe.
+Requests go over one ``httpx.Client``: a pool of persistent (keep-alive) HTTP/1.1 connections, so that an order
+costs no TCP handshake and several threads can have requests in flight at once (``pool_size`` connections are
+kept idle at most; a connection idle for ``keepalive_s`` is closed by the client). A connection that failed
+(reset, dropped, timed out, or closed by the venue while idle) is discarded by the pool, never reused, so it
+cannot poison the next request. Bodies are orjson. Proxy variables of the environment are ignored
+(``trust_env=False``): the venue is spoken to directly.
+
+**Thread safety**: every method may be called from several threads at once. The breaker has its own lock;
+:attr:`VenueClient.unknown`, :attr:`VenueClient.not_found`, :attr:`VenueClient.events` and the counters in
+:attr:`VenueClient.stats` change only under the client's lock (read them freely; iterate over a copy, e.g.
+``list(client.unknown)``, while other threads may be submitting). No lock is held during a request.
 """
 
 from __future__ import annotations
 
 import enum
-import http.client
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+import httpx
 import orjson
 
 from wattflow.enums import TimeInForce
@@ -224,17 +232,16 @@ class VenueClient:
     def __init__(self, base_url: str, api_key: str, *, timeout_s: float = 2.0, max_attempts: int = 4,
                  backoff_s: float = 0.1, max_backoff_s: float = 2.0, breaker: CircuitBreaker | None = None,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
-                 wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
+                 wall_clock_ns: Callable[[], int] = time.time_ns, pool_size: int = 10,
+                 keepalive_s: float = 5.0) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise VenueError(f"bad venue URL {base_url!r}", hint="use http://host:port")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
         self.base_url = base_url.rstrip("/")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port
-        self._prefix = parts.path.rstrip("/")
         self.api_key = api_key
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
@@ -243,12 +250,30 @@ class VenueClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._wall_clock_ns = wall_clock_ns
+        self._lock = threading.RLock()
         self.events: list[dict[str, Any]] = []
         self.stats = ClientStats()
         self.unknown: dict[str, dict[str, Any]] = {}    # client_order_id -> payload, outcome not known
         self.not_found: dict[str, dict[str, Any]] = {}  # reconciled as never received: resend with the same id
         self.breaker = breaker if breaker is not None else CircuitBreaker()
         self.breaker.on_change = self._on_breaker_change
+        # Every request is bounded by the caller's threads, so the pool never makes one wait for a connection
+        # (max_connections=None: a pool timeout would pass for a venue failure); ``pool_size`` idle ones are kept.
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout_s), trust_env=False, follow_redirects=False,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=pool_size,
+                                keepalive_expiry=keepalive_s),
+            headers={"X-API-Key": api_key, "Accept": "application/json"})
+
+    def close(self) -> None:
+        """Close the pooled connections (the client is not used after this)."""
+        self._http.close()
+
+    def __enter__(self) -> VenueClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- public API ------------------------------------------------------------------------------
 
@@ -258,22 +283,24 @@ class VenueClient:
         result = self._call("POST", "/orders", payload)
         if result.status is None:
             if result.blocked and not result.sent:  # an UNKNOWN id stays in `unknown`
-                self.stats.blocked += 1
+                self._count("blocked")
                 return SubmitOutcome(cid, SubmitStatus.BLOCKED, reason=CIRCUIT_OPEN, attempts=result.attempts,
                                      detail="circuit breaker open: nothing sent")
-            self.unknown[cid] = payload
-            self.not_found.pop(cid, None)
-            self.stats.unknown += 1
-            self._event("order_unknown", {"client_order_id": cid, "attempts": result.attempts,
-                                          "last": result.detail})
+            with self._lock:
+                self.unknown[cid] = payload
+                self.not_found.pop(cid, None)
+                self.stats.unknown += 1
+                self._event("order_unknown", {"client_order_id": cid, "attempts": result.attempts,
+                                              "last": result.detail})
             return SubmitOutcome(cid, SubmitStatus.UNKNOWN, reason=UNKNOWN, attempts=result.attempts,
                                  detail=result.detail)
         status, body = result.status, result.body
         if status == 429:  # only ever throttled (else _call says None): the venue never processed it
             return SubmitOutcome(cid, SubmitStatus.REJECTED, reason=RATE_LIMITED, http_status=429,
                                  attempts=result.attempts, detail=_error_text(body))
-        self.unknown.pop(cid, None)
-        self.not_found.pop(cid, None)
+        with self._lock:
+            self.unknown.pop(cid, None)
+            self.not_found.pop(cid, None)
         report = body if isinstance(body, dict) else None
         if status in (200, 201):
             return SubmitOutcome(cid, SubmitStatus.ACKED, report=report, http_status=status,
@@ -282,24 +309,67 @@ class VenueClient:
         return SubmitOutcome(cid, SubmitStatus.REJECTED, report=report, reason=str(reason), http_status=status,
                              attempts=result.attempts, detail=_error_text(body))
 
-    def reconcile(self) -> dict[str, str]:
-        """Ask the venue about every UNKNOWN order: ``NOT_FOUND`` (never received; kept in :attr:`not_found`
-        for a resend under the same id) or the venue's order status. Ids the venue still does not answer for
-        map to ``UNKNOWN`` and stay in :attr:`unknown`."""
+    def reconcile(self, ids: Collection[str] | None = None) -> dict[str, str]:
+        """Ask the venue about every UNKNOWN order (or those of ``ids`` that are UNKNOWN): ``NOT_FOUND`` (never
+        received; kept in :attr:`not_found` for a resend under the same id) or the venue's order status. Ids the
+        venue still does not answer for map to ``UNKNOWN`` and stay in :attr:`unknown`."""
+        with self._lock:
+            asked = [cid for cid in self.unknown if ids is None or cid in ids]
         settled: dict[str, str] = {}
-        for cid in list(self.unknown):
+        for cid in asked:
             result = self._call("GET", f"/orders/{quote(cid, safe='')}", None)
-            if result.status == 404:
-                self.not_found[cid] = self.unknown.pop(cid)
-                settled[cid] = NOT_FOUND
-            elif result.status == 200 and isinstance(result.body, dict):
-                del self.unknown[cid]
-                settled[cid] = str(result.body.get("status", "ACKED"))
-            else:
-                settled[cid] = UNKNOWN
-                continue
-            self._event("order_reconciled", {"client_order_id": cid, "status": settled[cid]})
+            with self._lock:
+                if cid not in self.unknown:  # forgotten meanwhile (a cancel): nothing to settle
+                    continue
+                if result.status == 404:
+                    self.not_found[cid] = self.unknown.pop(cid)
+                    settled[cid] = NOT_FOUND
+                elif result.status == 200 and isinstance(result.body, dict):
+                    del self.unknown[cid]
+                    settled[cid] = str(result.body.get("status", "ACKED"))
+                else:
+                    settled[cid] = UNKNOWN
+                    continue
+                self._event("order_reconciled", {"client_order_id": cid, "status": settled[cid]})
         return settled
+
+    def forget(self, client_order_id: str) -> bool:
+        """Stop tracking an UNKNOWN or NOT_FOUND order (it was cancelled); True if it was tracked."""
+        with self._lock:
+            was_unknown = self.unknown.pop(client_order_id, None) is not None
+            was_not_found = self.not_found.pop(client_order_id, None) is not None
+        return was_unknown or was_not_found
+
+    def forget_product(self, product: str | None) -> list[str]:
+        """Stop tracking the UNKNOWN and NOT_FOUND orders of ``product`` (None: all); the ids forgotten."""
+        forgotten: list[str] = []
+        with self._lock:
+            for store in (self.unknown, self.not_found):
+                for cid, payload in list(store.items()):
+                    if product is None or payload.get("product") == product:
+                        del store[cid]
+                        forgotten.append(cid)
+        return forgotten
+
+    def take_not_found(self, client_order_id: str) -> dict[str, Any] | None:
+        """Take a NOT_FOUND order out for its resend (None if it is no longer there)."""
+        with self._lock:
+            return self.not_found.pop(client_order_id, None)
+
+    def keep_not_found(self, client_order_id: str, payload: dict[str, Any]) -> None:
+        """Put an order back among the NOT_FOUND ones (its resend was refused: breaker open, rate limited)."""
+        with self._lock:
+            self.not_found[client_order_id] = payload
+
+    def tracked(self) -> tuple[list[str], list[str]]:
+        """The ids of the UNKNOWN and of the NOT_FOUND orders, at this moment."""
+        with self._lock:
+            return list(self.unknown), list(self.not_found)
+
+    def events_since(self, position: int) -> tuple[list[dict[str, Any]], int]:
+        """The events after the first ``position`` ones, and the new position."""
+        with self._lock:
+            return self.events[position:], len(self.events)
 
     def order(self, client_order_id: str) -> dict[str, Any] | None:
         """The venue's view of one order; None if it does not know the id."""
@@ -339,7 +409,7 @@ class VenueClient:
         result = self._call(method, path, body)
         if result.status is None:
             if result.blocked and not result.sent:
-                self.stats.blocked += 1
+                self._count("blocked")
                 raise CircuitOpenError(f"{method} {path}: circuit breaker open, nothing sent",
                                        hint="wait for the venue to come back; the breaker probes it")
             raise VenueUnavailableError(f"{method} {path}: no answer after {result.attempts} attempts "
@@ -360,20 +430,20 @@ class VenueClient:
             try:
                 status, answer, headers = self._request(method, path, data)
             except _TransportError as error:
-                self.stats.transport_errors += 1
+                self._count("transport_errors")
                 self.breaker.record_failure(str(error))
                 result.ambiguous, result.detail = True, str(error)
                 result.status, result.body = None, None
                 wait = self._backoff(attempt)
             else:
                 if status >= 500:
-                    self.stats.server_errors += 1
+                    self._count("server_errors")
                     self.breaker.record_failure(f"HTTP {status}")
                     result.ambiguous, result.detail = True, f"HTTP {status} {_error_text(answer)}"
                     result.status, result.body = None, None
                     wait = self._backoff(attempt)
                 elif status == 429:
-                    self.stats.rate_limited += 1
+                    self._count("rate_limited")
                     self.breaker.record_success()  # the venue is alive, just busy
                     result.status, result.body, result.detail = 429, answer, "HTTP 429 rate limited"
                     wait = max(_retry_after_s(headers), self._backoff(attempt))
@@ -384,7 +454,7 @@ class VenueClient:
                     result.status, result.body = status, answer
                     return result
             if attempt < self.max_attempts:
-                self.stats.retries += 1
+                self._count("retries")
                 self._sleep(wait)
         if result.status == 429 and result.ambiguous:
             result.status = None  # an earlier attempt had no answer: the outcome is not known
@@ -396,7 +466,7 @@ class VenueClient:
             return True
         if permit is Permit.BLOCKED:
             return False
-        self.stats.probes += 1
+        self._count("probes")
         try:
             status, _, _ = self._request("GET", "/health", None)
         except _TransportError as error:
@@ -414,22 +484,14 @@ class VenueClient:
         return capped / 2 + self._rng.uniform(0, capped / 2)
 
     def _request(self, method: str, path: str, data: bytes | None) -> tuple[int, Any, dict[str, str]]:
-        self.stats.requests += 1
-        connection_type = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        connection = connection_type(self._host, self._port, timeout=self.timeout_s)
-        headers = {"X-API-Key": self.api_key, "Accept": "application/json"}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
+        self._count("requests")
+        headers = {"Content-Type": "application/json"} if data is not None else None
         try:
-            connection.request(method, self._prefix + path, body=data, headers=headers)
-            response = connection.getresponse()
-            raw = response.read()
-            answer_headers = {name.lower(): value for name, value in response.getheaders()}
-            status = response.status
-        except (OSError, http.client.HTTPException) as error:
+            response = self._http.request(method, self.base_url + path, content=data, headers=headers)
+            raw = response.content
+        except (httpx.HTTPError, OSError) as error:  # the pool has discarded the connection that failed
             raise _TransportError(f"{type(error).__name__}: {error}".rstrip(": ")) from error
-        finally:
-            connection.close()
+        status = response.status_code
         try:
             answer = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError as error:
@@ -437,7 +499,11 @@ class VenueClient:
                 answer = None
             else:
                 raise _TransportError(f"HTTP {status} with a body that is not JSON: {error}") from error
-        return status, answer, answer_headers
+        return status, answer, {name.lower(): value for name, value in response.headers.items()}
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self.stats, name, getattr(self.stats, name) + n)
 
     # --- events ----------------------------------------------------------------------------------
 
@@ -445,7 +511,8 @@ class VenueClient:
         self._event(f"breaker_{new.value.lower()}", {"from": old.value, "to": new.value, "why": detail})
 
     def _event(self, kind: str, detail: dict[str, Any]) -> None:
-        self.events.append({"kind": kind, "ts": self._wall_clock_ns(), "detail": detail})
+        with self._lock:
+            self.events.append({"kind": kind, "ts": self._wall_clock_ns(), "detail": detail})
 
 
 class _TransportError(Exception):

@@ -24,6 +24,7 @@ from connectors.venue.client import (
     VenueClient,
 )
 from paper.handmade import BookEvent, handmade_feed
+from paper.limits import FaultConfig
 from paper.server import VenueServer
 from wattflow.domain import Side, datetime_to_ns
 from wattflow.stack.process import free_port
@@ -230,3 +231,76 @@ def test_rate_limit_retry_after_is_honoured() -> None:
         outcome = short.submit(OrderRequest("r1", KEY, "BUY", 40.0, 0.5))
         assert outcome.status is SubmitStatus.REJECTED and outcome.reason == "RATE_LIMITED"  # Retry-After > budget
         assert short.unknown == {} and short.breaker.state is BreakerState.CLOSED
+
+
+def test_connections_are_kept_alive_and_reused(venue: CountingVenue) -> None:
+    """Keep-alive: 30 orders one after the other go over one TCP connection, 40 from 4 threads over at most 4.
+    Red if the client opened a connection per request (as it did over http.client): the venue would count as many
+    connections as requests."""
+    c = client(venue)
+    venue.server.reset_traffic()
+    for i in range(30):
+        assert c.submit(resting(f"k{i}")).status is SubmitStatus.ACKED
+    sequential = venue.server.traffic()
+    assert sequential.requests == 30 and sequential.connections == 1
+
+    venue.server.reset_traffic()
+
+    def trader(t: int) -> None:
+        for i in range(10):
+            assert c.submit(resting(f"k{t}-{i}")).status is SubmitStatus.ACKED
+
+    threads = [threading.Thread(target=trader, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    concurrent = venue.server.traffic()
+    assert concurrent.requests == 40 and 1 <= concurrent.connections <= 4
+    assert venue.venue_orders() == Counter({**{f"k{i}": 1 for i in range(30)},
+                                            **{f"k{t}-{i}": 1 for t in range(4) for i in range(10)}})
+    c.close()
+    print(f"\nkeep-alive: 30 sequential requests over {sequential.connections} connection, 40 from 4 threads over "
+          f"{concurrent.connections}")
+
+
+def test_a_dropped_connection_does_not_poison_the_next_request(venue: CountingVenue) -> None:
+    """``drop``: the venue closes the connection without an answer. The pool must discard it: the next request
+    goes over another connection and is answered at its first attempt. Red if a broken connection were kept and
+    reused (the request after the drop would fail its first attempt on it, or be sent on a dropped connection)."""
+    c = client(venue, max_attempts=2)
+    venue.server.reset_traffic()
+    assert c.submit(resting("p0")).status is SubmitStatus.ACKED
+    venue.server.set_faults(FaultConfig(mode="drop"))
+    dropped = c.submit(resting("p1"))
+    assert dropped.status is SubmitStatus.UNKNOWN and dropped.attempts == 2
+    venue.server.set_faults(FaultConfig())
+    errors = c.stats.transport_errors
+    after = [c.submit(resting(f"p{i}")) for i in range(2, 6)]
+    assert all(o.status is SubmitStatus.ACKED and o.attempts == 1 for o in after)
+    assert c.stats.transport_errors == errors == 2
+    log = venue.server.traffic().log
+    dropped_on = {r.connection for r in log if r.status == 0}
+    answered_after = [r for r in log if r.method == "POST" and r.status == 201][1:]
+    assert len(dropped_on) == 2 and len(answered_after) == 4  # each drop closed its connection
+    assert not dropped_on & {r.connection for r in answered_after}
+    assert c.reconcile() == {"p1": NOT_FOUND}
+    assert venue.venue_orders() == Counter({f"p{i}": 1 for i in (0, 2, 3, 4, 5)})
+    c.close()
+
+
+def test_a_late_answer_on_a_timed_out_connection_is_never_read_as_the_next_one(venue: CountingVenue) -> None:
+    """``timeout``: the venue processes the order and answers after the client gave up. That connection must not
+    be reused: its late answer would be read as the answer to the next request (another order's 201). Red if the
+    client kept the connection that timed out."""
+    c = client(venue, max_attempts=1, timeout_s=0.3)
+    venue.server.set_faults(FaultConfig(mode="timeout", timeout_s=0.6))
+    assert c.submit(resting("late1")).status is SubmitStatus.UNKNOWN
+    venue.server.set_faults(FaultConfig())
+    time.sleep(0.8)  # the held answer has gone out by now
+    nxt = c.submit(OrderRequest("late2", KEY, "BUY", 41.0, 0.5))
+    assert nxt.status is SubmitStatus.ACKED and nxt.attempts == 1
+    assert nxt.report is not None
+    assert (nxt.report["client_order_id"], nxt.report["price_eur_per_mwh"]) == ("late2", 41.0)
+    assert c.reconcile() == {"late1": "NEW"}
+    c.close()

@@ -1,0 +1,231 @@
+"""The order sink's dispatcher: the engine's commands carried out on worker threads, several requests in flight.
+
+:meth:`Dispatcher.put` queues commands and returns at once; up to ``max_in_flight`` of them run at the same time,
+each an :class:`~connectors.venue.desk.OrderDesk` operation on a worker thread (the desk and the venue client are
+thread-safe; the HTTP connections are pooled). :meth:`Dispatcher.drain` hands over the records of what finished
+so far. Order rules:
+
+* **Per order**: a command on a client order id starts only after every earlier command on that id finished (a
+  Cancel goes out only after its Submit was answered, never racing it).
+* **Kill switch**: a ``CancelAll`` starts only when everything before it has finished, alone, and nothing after
+  it starts before it finished; while the venue has not confirmed it (it stays pending in the desk) nothing
+  after it starts at all. An account-wide ``CancelAll`` also takes the submits still queued before it out of the
+  queue: the kill switch was pulled after they were decided, so they never go out (``NOT_SENT``, as
+  :func:`~connectors.venue.desk.kill_switch_first` does within a batch); the cancels queued before it are left to
+  it.
+* **Upkeep**: at each :meth:`drain` (the flow drains at every batch, and the engine's heartbeat makes one at
+  least every 250 ms), if nothing is queued behind a cancel-all, one upkeep task resends the kept orders (oldest
+  first), sends the pending cancels again, reconciles the UNKNOWN orders and resends those the venue never got,
+  for the ids no other command is working on (they are held until it finishes).
+
+A task that raises (a bug, not a venue failure: those are outcomes) is re-raised by the next :meth:`drain`, so
+the flow stops loudly and resumes from its last snapshot rather than losing track of an order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+
+from connectors.venue.desk import OrderDesk, not_sent
+from wattflow.orders import Cancel, CancelAll, Command, OrderRecord, Submit
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Commands in (:meth:`put`, never blocking on the venue), order records out (:meth:`drain`)."""
+
+    def __init__(self, desk: OrderDesk, *, max_in_flight: int = 8) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.desk = desk
+        self.max_in_flight = max_in_flight
+        self._pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="order-dispatch")
+        self._cond = threading.Condition()
+        self._queue: deque[Command] = deque()
+        self._busy: Counter[str] = Counter()  # client order ids a running task works on
+        self._running = 0
+        self._exclusive = False  # a cancel-all is running
+        self._upkeep = False     # the upkeep task is running
+        self._done: list[OrderRecord] = []
+        self._error: BaseException | None = None
+        self._closed = False
+        self.high_water = 0  # the most tasks that ran at once
+        self.started = 0
+        self.finished = 0
+        self._progress = 0  # commands finished and records made: an upkeep round that changed nothing is not progress
+
+    # --- the flow's side -------------------------------------------------------------------------
+
+    def put(self, commands: list[Command]) -> None:
+        """Queue commands (in the engine's order) and start what the rules allow; returns at once."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the dispatcher is closed")
+            for command in commands:
+                if isinstance(command, CancelAll) and command.product is None and self._queue:
+                    self._done += not_sent(list(self._queue), command)
+                    self._queue.clear()
+                self._queue.append(command)
+            self._schedule()
+
+    def drain(self) -> list[OrderRecord]:
+        """The records of what finished since the last drain; starts the upkeep if there is any to do."""
+        with self._cond:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            if not self._closed:
+                self._schedule(upkeep=True)
+            done, self._done = self._done, []
+        return done
+
+    @property
+    def in_flight(self) -> int:
+        return self._running
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def idle(self) -> bool:
+        """Nothing queued, nothing running."""
+        with self._cond:
+            return not self._queue and not self._running
+
+    def wait_idle(self, stall_s: float) -> bool:
+        """Wait until nothing is queued or running; give up when no task finished for ``stall_s``. True if idle."""
+        with self._cond:
+            seen, last = self._progress, time.monotonic()
+            while self._queue or self._running:
+                if self._progress != seen:
+                    seen, last = self._progress, time.monotonic()
+                left = last + stall_s - time.monotonic()
+                if left <= 0:
+                    return False
+                if not self._running:  # queued but nothing runs: a cancel-all the venue has not confirmed
+                    self._schedule(upkeep=True)
+                    if not self._running:
+                        self._cond.wait(min(left, 0.1))
+                        continue
+                self._cond.wait(min(left, 0.5))
+            return True
+
+    def close(self, stall_s: float) -> bool:
+        """Finish the queue and what runs (bounded: ``stall_s`` without progress), then one round of upkeep (kept
+        orders, pending cancels, reconciliation) if there is any to do; no command is taken after this. True if
+        nothing was left undone; the records stay for a last :meth:`drain`."""
+        done = self.wait_idle(stall_s)
+        if done and self.desk.outstanding:
+            with self._cond:
+                self._schedule(upkeep=True)
+            done = self.wait_idle(stall_s)
+        with self._cond:
+            self._closed = True
+            left = len(self._queue) + self._running
+        self._pool.shutdown(wait=False, cancel_futures=False)
+        outstanding = self.desk.outstanding
+        if left or outstanding:
+            log.warning("order dispatcher closed with %d commands unfinished and %d orders or cancels the venue has "
+                        "not confirmed", left, outstanding)
+        return done and not left and not outstanding
+
+    # --- scheduling (under the condition's lock) -------------------------------------------------
+
+    def _schedule(self, *, upkeep: bool = False) -> None:
+        if self._exclusive or self._closed:
+            return
+        if self.desk.cancel_all_pending():  # an unconfirmed kill switch: only its retry (the upkeep) may run
+            if upkeep and not self._running:
+                self._start_upkeep(self.desk.outstanding_ids())
+            return
+        queue, waiting = self._queue, deque[Command]()
+        held: set[str] = set()  # ids with an earlier command still queued
+        while queue:
+            command = queue.popleft()
+            if isinstance(command, CancelAll):
+                if not self._running and not waiting:
+                    self._start(command, None)
+                else:
+                    waiting.append(command)
+                waiting.extend(queue)
+                queue.clear()
+                break
+            cid = command.client_order_id
+            if self._running >= self.max_in_flight:
+                waiting.append(command)
+                waiting.extend(queue)
+                queue.clear()
+                break
+            if cid in held or self._busy[cid]:
+                held.add(cid)
+                waiting.append(command)
+                continue
+            self._start(command, cid)
+        self._queue = waiting
+        if (upkeep and not self._upkeep and not self._exclusive and self._running < self.max_in_flight
+                and not any(isinstance(c, CancelAll) for c in waiting)):
+            queued = {c.client_order_id for c in waiting if not isinstance(c, CancelAll)}
+            ids = {cid for cid in self.desk.outstanding_ids() if not self._busy[cid] and cid not in queued}
+            if ids:
+                self._start_upkeep(ids)
+
+    def _start(self, command: Command, cid: str | None) -> None:
+        if cid is None:
+            self._exclusive = True
+            assert isinstance(command, CancelAll)
+            self._launch(lambda: self.desk.cancel_all(command), (), exclusive=True)
+        elif isinstance(command, Submit):
+            self._launch(lambda: [self.desk.submit(command)], (cid,))
+        else:
+            assert isinstance(command, Cancel)
+            self._launch(lambda: self.desk.cancel(command), (cid,))
+
+    def _start_upkeep(self, ids: set[str]) -> None:
+        self._upkeep = True
+
+        def upkeep() -> list[OrderRecord]:
+            return self.desk.retry_kept(ids) + self.desk.reconcile(ids)
+
+        self._launch(upkeep, tuple(ids), upkeep=True)
+
+    def _launch(self, work: Callable[[], list[OrderRecord]], ids: Collection[str], *, exclusive: bool = False,
+                upkeep: bool = False) -> None:
+        for cid in ids:
+            self._busy[cid] += 1
+        self._running += 1
+        self.started += 1
+        self.high_water = max(self.high_water, self._running)
+        self._pool.submit(self._run, work, ids, exclusive, upkeep)
+
+    def _run(self, work: Callable[[], list[OrderRecord]], ids: Collection[str], exclusive: bool,
+             upkeep: bool) -> None:
+        records: list[OrderRecord] = []
+        failure: BaseException | None = None
+        try:
+            records = work()
+        except BaseException as error:  # re-raised by drain(): a bug must stop the flow, not vanish in a thread
+            log.exception("order dispatcher task failed")
+            failure = error
+        with self._cond:
+            self._done += records
+            for cid in ids:
+                self._busy[cid] -= 1
+                if not self._busy[cid]:
+                    del self._busy[cid]
+            self._running -= 1
+            self.finished += 1
+            self._progress += len(records) + (0 if upkeep else 1)
+            if exclusive:
+                self._exclusive = False
+            if upkeep:
+                self._upkeep = False
+            if failure is not None and self._error is None:
+                self._error = failure
+            self._schedule()
+            self._cond.notify_all()
