@@ -195,12 +195,12 @@ class ExecutionEngine:
                 return out
         if self.trading_state is TradingState.HALTED:
             return out
-        position = state.positions.position_mw(product)
-        target = self._target_mw(product, position, row.market.minutes_to_gate_closure)
         working = state.working.get(product)
         last = state.last_order_ns.get(product)
         if working is None and last is not None and row.ts_ns - last < self.settings.clip_interval_ns:
             return out
+        position = state.positions.position_mw(product)
+        target = self._target_mw(product, position, row.market.minutes_to_gate_closure)
         plan = plan_from_market(product, row.model, row.ts_ns, row.trade_id, target, market=row.market,
                                 position_mw=position, settings=self.settings.sizing)
         if working is not None:

@@ -185,11 +185,13 @@ def _off_grid(value: float, step: float) -> bool:
 class PreTradeRisk:
     """Pre-trade risk for one book of positions: limits, trading state, positions, open orders, throttle."""
 
-    __slots__ = ("limits", "state")
+    __slots__ = ("_total_cache", "limits", "state")
 
     def __init__(self, limits: RiskLimits | None = None, state: RiskState | None = None) -> None:
         self.limits = limits or RiskLimits()
         self.state = state or RiskState()
+        #: The account's total exposure, kept until a fill or an order changes it (the engine asks per signal).
+        self._total_cache: float | None = None
 
     # -- state ---------------------------------------------------------------------------------------------
 
@@ -231,6 +233,7 @@ class PreTradeRisk:
         side = Side(side)
         state = self.state
         state.positions_mw[product] = _round_mw(state.positions_mw.get(product, 0.0) + side * quantity_mw)
+        self._total_cache = None
         if client_order_id is not None and client_order_id in state.open_orders:
             order = state.open_orders[client_order_id]
             filled = min(quantity_mw, order.remaining_mw)
@@ -347,6 +350,7 @@ class PreTradeRisk:
     # -- exposure ------------------------------------------------------------------------------------------
 
     def _add_open(self, product: str, side: Side, quantity_mw: float) -> None:
+        self._total_cache = None
         book = self.state.open_buy_mw if side is Side.BUY else self.state.open_sell_mw
         value = _round_mw(book.get(product, 0.0) + quantity_mw)
         if value <= _EPSILON:
@@ -362,6 +366,8 @@ class PreTradeRisk:
         return _round_mw(max(abs(longest), abs(shortest)))
 
     def _total_exposure(self) -> float:
-        state = self.state
-        keys = set(state.positions_mw) | set(state.open_buy_mw) | set(state.open_sell_mw)
-        return _round_mw(sum(self._exposure(key, 0.0, 0.0) for key in keys))
+        if self._total_cache is None:
+            state = self.state
+            keys = set(state.positions_mw) | set(state.open_buy_mw) | set(state.open_sell_mw)
+            self._total_cache = _round_mw(sum(self._exposure(key, 0.0, 0.0) for key in keys))
+        return self._total_cache
