@@ -1,10 +1,8 @@
 """The store flow against the real servers: every derived topic into its table exactly, dead letters once.
 
 Every check compares the rows a table holds with the rows expected from the messages the test produced (keyed,
-content and all, each row counted: :func:`tests.helpers.keyed_diff`), never a count against a count. Shown red
-by hand once each (2026-12, see the report of the store-flow branch): dropping one order record from the
-expected rows gave ``missing 0 []; extra 1 [...]``; expecting one position row twice gave ``missing 1 [...]``;
-the same for a dead letter of the malformed-message test and a raw dead letter of the exactly-once test.
+content and all, each row counted: :func:`tests.helpers.keyed_diff`), never a count against a count. Each check
+was shown red once by hand, by changing the expected rows (the test input) as each docstring says.
 """
 
 from __future__ import annotations
@@ -106,8 +104,9 @@ def test_every_derived_topic_lands_in_its_table_exactly_and_a_second_run_adds_no
     features and signals from the real operators, NaN in several columns); after the store flow each table holds
     exactly the rows of those messages, content compared; run again over the same topics, still exactly those.
 
-    Red by hand: with one order record left out of the expected rows the orders check failed with the record
-    as extra; with a position row expected twice the positions check failed with it as missing."""
+    Red by hand: with one order record (the NOT_SENT one) left out of the expected rows the orders check failed
+    with ``missing 0 []; extra 1 [(..., 'NOT_SENT', ...) x1]``; with a position row expected twice the positions
+    check failed with ``missing 1 [(...) x1]; extra 0 []``."""
     s = with_topics(settings, unique)
     trade_base, t0 = _windows(unique)
     expected = _produce_derived(s, trade_base, t0)
@@ -213,7 +212,9 @@ def test_a_raw_dead_letter_is_one_row_whichever_path_writes_it(settings: Setting
 
 def test_the_store_flow_on_two_processes_stores_everything_once(settings: Settings, unique: str) -> None:
     """`wattflow run store --no-tail --processes 2`: the raw topic and the derived topics split over two Bytewax
-    processes (Kafka partitions the unit); every tick, book update and derived record stored once."""
+    processes (Kafka partitions the unit); every tick, book update and derived record stored once.
+
+    Red by hand: with trade 0 left out of the expected ticks the check failed with ``extra 1 [(0,) x1]``."""
     s = with_topics(settings, unique)
     trade_base, t0 = _windows(unique)
     source = f"pp-{unique}"
@@ -236,7 +237,9 @@ def test_the_store_flow_on_two_processes_stores_everything_once(settings: Settin
 
 def test_an_orders_table_made_before_gets_the_new_column_and_keys(settings: Settings, unique: str) -> None:
     """A stack created before this branch keeps its tables: `stack init` (ensure_tables) adds ``answered_ts``
-    to ``orders`` and makes it and ``status`` dedup keys, so that two outcomes of one command are two rows."""
+    to ``orders`` and makes it and ``status`` dedup keys, so that two outcomes of one command are two rows.
+
+    Red by hand: with the ACKED row expected twice the check failed with ``missing 1 [('ACKED', 9) x1]``."""
     client = QuestDBClient(settings.questdb)
     table = f"orders_old_{unique}"
     client.execute(f"""CREATE TABLE {table} (ts TIMESTAMP_NS, product SYMBOL, client_order_id VARCHAR,
