@@ -65,9 +65,10 @@ from connectors.kafka.producer import CheckedProducer
 from connectors.kafka.source import KafkaBatchSource
 from connectors.questdb.sink import RetryingWriter, TableRows
 from connectors.questdb.sql import QuestDBClient
+from connectors.store_outputs import to_kafka_records, to_table_rows
 from connectors.wire.market import decode_batch
 from connectors.wire.packed import unpack
-from flows.ingest import get_flow, to_kafka_records, to_table_rows
+from flows.ingest import get_flow
 from operators.validate import ProductWindows, validate_batch
 from wattflow.batches import RawBatch
 from wattflow.domain import INTRADAY_PRICE_MAX_EUR_PER_MWH, INTRADAY_PRICE_MIN_EUR_PER_MWH, product_area

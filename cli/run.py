@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 #: Dataflows by name: the import string `python -m bytewax.run` takes.
-FLOWS = {"trading": "flows.trading:get_flow", "ingest": "flows.ingest:get_flow", "signals": "flows.signals:get_flow",
-         "execution": "flows.execution:get_flow"}
+FLOWS = {"trading": "flows.trading:get_flow", "store": "flows.store:get_flow", "ingest": "flows.ingest:get_flow",
+         "signals": "flows.signals:get_flow", "execution": "flows.execution:get_flow"}
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "run", help="run a dataflow (ingest, signals, execution) on workers/processes, optionally with recovery",
+        "run", help="run a dataflow (ingest, signals, execution, store) on workers/processes, optionally with recovery",
         description="Run one of wattflow's dataflows. `--workers N` runs N worker threads in this process; "
         "`--processes P` starts P processes on this host (Bytewax's -i/-a), each with N workers. Kafka "
         "partitions are the unit of parallelism, so workers beyond the partition count idle. With "

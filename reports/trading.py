@@ -3,10 +3,11 @@
 What the figures mean (every one restricted to ``products`` when given, since runs share the tables):
 
 * **orders** are distinct client order ids with a ``SUBMIT`` row; an order's **final status** is that of its
-  latest ``SUBMIT`` row, or of its ``RESUBMIT`` row when the sink sent it again. ``acked`` counts ACKED,
-  REPLAYED and RESENT; an order left UNKNOWN that the venue reported on (an ack or a fill: reconciliation found
-  it) counts as acked too. ``unknown`` is what stayed unknown. BLOCKED or RATE_LIMITED orders that were never
-  sent count in ``orders`` only.
+  latest ``SUBMIT`` row (by decision time, then answer time: every outcome of a command is a row), or of its
+  ``RESUBMIT`` row when the sink sent it again. ``acked`` counts ACKED, REPLAYED and RESENT; an order left
+  UNKNOWN that the venue reported on (an ack or a fill: reconciliation found it) counts as acked too.
+  ``unknown`` is what stayed unknown. BLOCKED or RATE_LIMITED orders that were never sent count in ``orders``
+  only.
 * **ordered_mw** sums the orders' quantities, **filled_mw** the fills' ``last_quantity_mw``; ``fill_ratio`` is
   filled / ordered MW (NaN without orders).
 * **slippage** is a cost against the order's arrival mid, EUR/MWh: ``fill - mid`` for a buy, ``mid - fill`` for
@@ -125,7 +126,9 @@ def _detail(text: Any) -> dict[str, Any]:
 
 def read_day(client: QuestDBClient, products: list[str] | None) -> DayFrames:
     where = in_products(products)
-    rows = read_frame(client, "orders", _ORDER_COLUMNS, f"{where} AND action IN ('SUBMIT', 'RESUBMIT')", "ORDER BY ts")
+    # Every outcome of a command is a row (BLOCKED, then ACKED, at the same decision time): in answer order.
+    rows = read_frame(client, "orders", _ORDER_COLUMNS, f"{where} AND action IN ('SUBMIT', 'RESUBMIT')",
+                      "ORDER BY ts, answered_ts")
     reports = read_frame(client, "execution_reports", _REPORT_COLUMNS, f"{where} AND kind IN ('ack', 'fill')",
                      "ORDER BY ts")
     positions = read_frame(client, "positions", POSITION_COLUMNS, where, "LATEST ON ts PARTITION BY product")

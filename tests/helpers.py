@@ -1,21 +1,26 @@
-"""Helpers for the integration tests: raw messages, topics of their own, running the ingest flow."""
+"""Helpers for the integration tests: raw messages, topics of their own, running the ingest and store flows, and
+keyed comparisons of what a table holds against what was sent in."""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 from bytewax.testing import run_main
+from confluent_kafka import Message, Producer
 
 from connectors.kafka.admin import ensure_topics
 from connectors.kafka.producer import CheckedProducer
 from connectors.questdb.sql import QuestDBClient
-from flows import ingest
+from flows import ingest, store
 from wattflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +50,7 @@ def book(i: int, source: str, *, level: int = 0, quantity: float = 2.0) -> bytes
 
 #: The topic settings a test gets its own copy of.
 TOPIC_NAMES = ("raw", "ticks", "book", "dayahead", "dlq", "events", "features", "signals", "orders",
-               "execution_reports", "control", "positions")
+               "execution_reports", "positions", "control")
 
 
 def with_topics(settings: Settings, suffix: str, partitions: int = 2) -> Settings:
@@ -57,8 +62,8 @@ def with_topics(settings: Settings, suffix: str, partitions: int = 2) -> Setting
     ensure_topics(settings.kafka, {
         topics.raw: partitions, topics.ticks: partitions, topics.book: partitions, topics.dayahead: 1,
         topics.dlq: 1, topics.events: 1, topics.features: partitions, topics.signals: partitions,
-        topics.orders: partitions, topics.execution_reports: partitions, topics.control: 1,
-        topics.positions: partitions,
+        topics.orders: partitions, topics.execution_reports: partitions, topics.positions: partitions,
+        topics.control: 1,
     })
     return settings.model_copy(update={"topics": topics})
 
@@ -83,10 +88,98 @@ def run_ingest(settings: Settings) -> None:
     run_main(ingest.get_flow(settings, tail=False, batch_size=5_000))
 
 
+def run_store(settings: Settings, batch_size: int = 5_000) -> None:
+    """The store flow in this process, until the end of all its input topics."""
+    run_main(store.get_flow(settings, tail=False, batch_size=batch_size))
+
+
+#: Every table the store flow writes: what a count waits for (WAL applied) before it reads.
+STORE_TABLES = ["ticks", "book", "dayahead", "dlq", "features", "signals", "orders", "execution_reports", "events",
+                "positions"]
+
+
 def count(settings: Settings, sql: str) -> int:
     client = QuestDBClient(settings.questdb)
-    client.wait_applied(["ticks", "book", "dlq", "dayahead"])
+    client.wait_applied(STORE_TABLES)
     return int(client.scalar(sql))
+
+
+def fetch(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    """Every row of a query as tuples (after every table the store writes has applied its WAL). A NaN double
+    comes back from QuestDB as null (None)."""
+    client = QuestDBClient(settings.questdb)
+    client.wait_applied(STORE_TABLES)
+    result = client.execute(sql)
+    return [tuple(row) for row in result.get("dataset", [])]
+
+
+def nan_as_none(value: Any) -> Any:
+    """How QuestDB gives a value back: NaN (and an infinity) as null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+@dataclass(frozen=True)
+class KeyedDiff:
+    """Rows expected but not found (``missing``) and found but not expected (``extra``), each with how many
+    times; a row stored twice is one ``extra``."""
+
+    missing: list[tuple[Hashable, int]]
+    extra: list[tuple[Hashable, int]]
+
+    @property
+    def same(self) -> bool:
+        return not self.missing and not self.extra
+
+    def __str__(self) -> str:
+        def show(items: list[tuple[Hashable, int]]) -> str:
+            head = ", ".join(f"{row!r} x{n}" for row, n in items[:5])
+            return f"{len(items)} [{head}{', ...' if len(items) > 5 else ''}]"
+
+        return f"missing {show(self.missing)}; extra {show(self.extra)}"
+
+
+def keyed_diff(expected: Iterable[Hashable], actual: Iterable[Hashable]) -> KeyedDiff:
+    """Compare two multisets of rows: every row counted, so a duplicate shows as extra and a lost row as missing
+    (never a set, which would hide a duplicate; never a count, which would let a duplicate make up for a loss)."""
+    want, have = Counter(expected), Counter(actual)
+    return KeyedDiff(sorted((want - have).items(), key=repr), sorted((have - want).items(), key=repr))
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A message as the broker took it: where (its origin) and when (its Kafka timestamp)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    value: bytes
+
+    @property
+    def origin(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+def produce_with_origins(settings: Settings, topic: str, values: Sequence[bytes],
+                         keys: Sequence[str | bytes | None] | None = None) -> list[Delivered]:
+    """Produce and return each message's partition, offset and timestamp as the broker confirmed them."""
+    producer = Producer({**settings.kafka.client_config(), "enable.idempotence": True, "acks": "all"})
+    delivered: list[Delivered] = []
+    failed: list[str] = []
+
+    def report(error: Any, message: Message) -> None:
+        if error is not None:
+            failed.append(str(error))
+            return
+        value = message.value()
+        assert value is not None
+        delivered.append(Delivered(topic, message.partition(), message.offset(), message.timestamp()[1], value))
+
+    for i, value in enumerate(values):
+        producer.produce(topic, value, keys[i] if keys else None, on_delivery=report)
+    left = producer.flush(60)
+    assert not failed and not left and len(delivered) == len(values), (failed, left, len(delivered))
+    return delivered
 
 
 def wait_for_count(settings: Settings, sql: str, expected: int, timeout_s: float = 60.0) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -78,28 +80,48 @@ def dead_letter_rows(letters: list[DeadLetter], table: str = "dlq") -> TableRows
     return TableRows(table, frame, ("origin", "topic", "reason"))
 
 
-def feature_rows(features: FeatureBatch, table: str = "features") -> TableRows:
-    """One row per trade: the wide feature table (one DOUBLE column per feature)."""
-    n = len(features)
+def _repeated(values: list[str], counts: list[int]) -> pd.Categorical:
+    """``values[k]`` repeated ``counts[k]`` times, as a categorical (a SYMBOL column)."""
+    codes, uniques = pd.factorize(pd.Index(values))
+    return pd.Categorical.from_codes(np.repeat(codes, counts), categories=pd.Index(uniques))
+
+
+def feature_rows(features: FeatureBatch | Sequence[FeatureBatch], table: str = "features") -> TableRows:
+    """One row per trade: the wide feature table (one DOUBLE column per feature); one frame for many batches."""
+    batches = [features] if isinstance(features, FeatureBatch) else list(features)
+    products, counts = [b.product for b in batches], [len(b) for b in batches]
+    values = (np.concatenate([b.values for b in batches], axis=1) if batches
+              else np.empty((len(FEATURE_NAMES), 0), dtype=np.float64))
     frame = pd.DataFrame({
-        "ts": _timestamps(features.ts_ns),
-        "product": pd.Categorical([features.product] * n),
-        "area": pd.Categorical([product_area(features.product)] * n),
-        "trade_id": features.trade_id,
-        **{name: features.values[k] for k, name in enumerate(FEATURE_NAMES)},
+        "ts": _timestamps(_concat([b.ts_ns for b in batches], np.int64)),
+        "product": _repeated(products, counts),
+        "area": _repeated([product_area(p) for p in products], counts),
+        "trade_id": _concat([b.trade_id for b in batches], np.int64),
+        **{name: values[k] for k, name in enumerate(FEATURE_NAMES)},
     })
     return TableRows(table, frame, ("product", "area"))
 
 
-def signal_rows(signals: SignalBatch, table: str = "signals") -> TableRows:
-    n = len(signals)
+def signal_rows(signals: SignalBatch | Sequence[SignalBatch], table: str = "signals") -> TableRows:
+    """One row per trade and model; one frame for many batches."""
+    batches = [signals] if isinstance(signals, SignalBatch) else list(signals)
+    products, counts = [b.product for b in batches], [len(b) for b in batches]
+
+    def floats(name: str) -> np.ndarray:
+        return _concat([getattr(b, name) for b in batches], np.float64)
+
     frame = pd.DataFrame({
-        "ts": _timestamps(signals.ts_ns),
-        "product": pd.Categorical([signals.product] * n),
-        "area": pd.Categorical([product_area(signals.product)] * n),
-        "model": pd.Categorical([signals.model] * n),
-        "trade_id": signals.trade_id, "direction": signals.direction.astype(np.int32),
-        "strength": signals.strength, "target_position_mw": signals.target_position_mw,
-        "confidence": signals.confidence, "horizon_s": signals.horizon_s,
+        "ts": _timestamps(_concat([b.ts_ns for b in batches], np.int64)),
+        "product": _repeated(products, counts),
+        "area": _repeated([product_area(p) for p in products], counts),
+        "model": _repeated([b.model for b in batches], counts),
+        "trade_id": _concat([b.trade_id for b in batches], np.int64),
+        "direction": _concat([b.direction for b in batches], np.int8).astype(np.int32),
+        "strength": floats("strength"), "target_position_mw": floats("target_position_mw"),
+        "confidence": floats("confidence"), "horizon_s": floats("horizon_s"),
     })
     return TableRows(table, frame, ("product", "area", "model"))
+
+
+def _concat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.empty(0, dtype=dtype)

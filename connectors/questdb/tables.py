@@ -47,8 +47,8 @@ TABLES: dict[str, str] = {
             ts TIMESTAMP_NS, product SYMBOL CAPACITY 4096, area SYMBOL, client_order_id VARCHAR, action SYMBOL,
             status SYMBOL, model SYMBOL, side INT, price_eur_per_mwh DOUBLE, quantity_mw DOUBLE, tif SYMBOL,
             urgency DOUBLE, arrival_mid_eur_per_mwh DOUBLE, estimated_slippage_eur_per_mwh DOUBLE,
-            signal_ts TIMESTAMP_NS, attempts INT, latency_ns LONG, reason VARCHAR
-        ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, client_order_id, action)""",
+            signal_ts TIMESTAMP_NS, attempts INT, latency_ns LONG, reason VARCHAR, answered_ts TIMESTAMP_NS
+        ) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, client_order_id, action, status, answered_ts)""",
     "execution_reports": """
         CREATE TABLE IF NOT EXISTS execution_reports (
             ts TIMESTAMP_NS, product SYMBOL CAPACITY 4096, area SYMBOL, client_order_id VARCHAR, exec_id LONG,
@@ -71,11 +71,38 @@ TABLES: dict[str, str] = {
 }
 
 
+#: Columns added to a table after its first version, and its dedup keys now: a table created before gets them
+#: from :func:`upgrade_table` (``ALTER TABLE``; rows already stored keep what the old keys made of them).
+UPGRADES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    # One row per command *and outcome*: keyed on (ts, client_order_id, action) only, a later outcome of the same
+    # command (BLOCKED, then ACKED when the breaker closes) overwrote the earlier one.
+    "orders": ({"answered_ts": "TIMESTAMP_NS"}, ("ts", "client_order_id", "action", "status", "answered_ts")),
+}
+
+
 def ensure_tables(client: QuestDBClient, names: list[str] | None = None) -> list[str]:
-    """Create the tables that do not exist yet; returns the names created."""
+    """Create the tables that do not exist yet, and upgrade those that do (:data:`UPGRADES`); returns the names
+    created."""
     created = []
     for name in names or list(TABLES):
         if not client.table_exists(name):
             client.execute(TABLES[name])
             created.append(name)
+        elif name in UPGRADES:
+            upgrade_table(client, name)
     return created
+
+
+def upgrade_table(client: QuestDBClient, name: str, table: str | None = None) -> list[str]:
+    """Give an existing table (``table``, default ``name``) the columns and dedup keys of :data:`UPGRADES`
+    ``[name]``; returns the statements run (none when it has them already)."""
+    table = table or name
+    columns, keys = UPGRADES[name]
+    have = {row["column"]: row for row in client.query(f"SELECT * FROM table_columns('{table}')")}
+    statements = [f"ALTER TABLE {table} ADD COLUMN {column} {kind}"
+                  for column, kind in columns.items() if column not in have]
+    if statements or {column for column, row in have.items() if row["upsertKey"]} != set(keys):
+        statements.append(f"ALTER TABLE {table} DEDUP ENABLE UPSERT KEYS({', '.join(keys)})")
+    for statement in statements:
+        client.execute(statement)
+    return statements

@@ -15,13 +15,13 @@ After a clean disconnect everything read was confirmed first, so a normal reconn
 crash (or a Kafka failure) can repeat messages, which the ingest store's dedup keys absorb.
 
 A stream is dead when no line (heartbeats come every second) arrives for ``idle_timeout_s``. Reconnects wait
-with exponential backoff and jitter. Each outage is two events on ``settings.topics.events`` (the shape of
-:class:`connectors.venue.client.VenueClient` events, key ``venue_adapter.<stream>``)::
+with exponential backoff and jitter. Each outage is two events on ``settings.topics.events`` in the events
+topic's format (``connectors.wire.events``; source and key ``venue_adapter.<stream>``)::
 
-    {"kind": "venue_stream_disconnected", "ts": WALL_NS, "detail": {"stream": "market", "url": ..,
-     "reason": "...", "resume_from": SEQ}}
-    {"kind": "venue_stream_reconnected", "ts": WALL_NS, "detail": {"stream": "market", "url": ..,
-     "attempts": N, "down_s": 1.23, "resume_from": SEQ}}
+    {"ts_ns": WALL_NS, "kind": "venue_stream_disconnected", "source": "venue_adapter.market", "product": "",
+     "severity": "WARNING", "detail": {"stream": "market", "url": .., "reason": "...", "resume_from": SEQ}}
+    {"ts_ns": WALL_NS, "kind": "venue_stream_reconnected", "source": "venue_adapter.market", "product": "",
+     "severity": "INFO", "detail": {"stream": "market", "url": .., "attempts": N, "down_s": 1.23, "resume_from": SEQ}}
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ import orjson
 from pydantic import SecretStr
 
 from connectors.kafka.producer import CheckedProducer
+from connectors.wire.events import encode_event
 from wattflow.errors import KafkaDeliveryError, VenueError
+from wattflow.events import Event
 from wattflow.settings import Settings, VenueSettings
 
 log = logging.getLogger("wattflow.venue")
@@ -276,11 +278,12 @@ class StreamFollower:
         self._pending_position = self.stats.position
 
     def _event(self, kind: str, **detail: Any) -> None:
-        event = {"kind": kind, "ts": time.time_ns(),
-                 "detail": {"stream": self.stream, "url": self.url, **detail}}
+        severity = "WARNING" if kind == "venue_stream_disconnected" else "INFO"
+        event = Event(time.time_ns(), kind, "", severity, {"stream": self.stream, "url": self.url, **detail})
+        source = f"venue_adapter.{self.stream}"
         events = CheckedProducer(self.settings.kafka, **{"linger.ms": 0, "message.timeout.ms": 10_000})
         try:
-            events.produce(self.settings.topics.events, orjson.dumps(event), f"venue_adapter.{self.stream}".encode())
+            events.produce(self.settings.topics.events, encode_event(event, source), source.encode())
             events.flush(10.0)
         except KafkaDeliveryError as error:
             log.error("could not record %s on %s: %s", kind, self.settings.topics.events, error)

@@ -1,11 +1,16 @@
-"""The ``features`` topic's format: ``{"product", "kind": "features", "columns": {name: [...]}}``."""
+"""The ``features`` topic's format, both ways: ``{"product", "kind": "features", "columns": {name: [...]}}``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+import numpy as np
 import orjson
 
 from connectors.kafka.sink import KafkaRecords
-from connectors.wire.columns import chunks
+from connectors.wire.columns import Float, Int64, chunks, float_column, int_column
 from wattflow.features import FEATURE_NAMES, FeatureBatch
 
 
@@ -22,3 +27,29 @@ def feature_records(features: FeatureBatch, topic: str) -> KafkaRecords:
     # Stamped with the time they are written (the default), not their event time: a replayed 2018 day
     # stamped in 2018 would be deleted by the broker's retention at its next check. Event time is in the payload.
     return KafkaRecords(topic, keys, values)
+
+
+#: A message's columns: exactly ts_ns, trade_id and every feature (an unknown or missing column is an error).
+_Columns: Any = msgspec.defstruct(
+    "FeatureColumns",
+    [("ts_ns", list[Int64]), ("trade_id", list[Int64]), *((name, list[Float]) for name in FEATURE_NAMES)],
+    forbid_unknown_fields=True)
+_Message: Any = msgspec.defstruct(
+    "FeaturesMessage", [("product", str), ("kind", Literal["features"]), ("columns", _Columns)],
+    forbid_unknown_fields=True)
+_decoder = msgspec.json.Decoder(_Message)
+
+
+def decode_features(value: bytes | Mapping[str, Any]) -> FeatureBatch:
+    """A ``features`` message back as the :class:`FeatureBatch` it was written from: every value exact, ``null``
+    (a NaN) back as NaN. Strict: a missing or unknown column, a wrong type or columns of unequal length raise
+    ``ValueError`` (``msgspec.ValidationError`` is one)."""
+    message = _decoder.decode(value) if isinstance(value, bytes | bytearray | memoryview) else msgspec.convert(
+        value, _Message)
+    columns = message.columns
+    n = len(columns.ts_ns)
+    values = np.empty((len(FEATURE_NAMES), n), dtype=np.float64)
+    for k, name in enumerate(FEATURE_NAMES):
+        values[k] = float_column(getattr(columns, name), n, name)
+    return FeatureBatch(message.product, int_column(columns.ts_ns, n, "ts_ns"),
+                        int_column(columns.trade_id, n, "trade_id"), values)

@@ -4,14 +4,22 @@ client order id."""
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from typing import Any
 
+import msgspec
 import orjson
 
-from wattflow.enums import OrderAction
 from wattflow.orders import OrderRecord
 
 _FIELDS = OrderRecord.__slots__
+#: Float fields whose NaN was written as null (``display_quantity_mw`` is None when the order is no iceberg).
+_NAN_FIELDS = tuple(f.name for f in fields(OrderRecord) if f.type in ("float", float))
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+#: Integer fields and the range their table column holds (``side`` is -1, 0 or +1).
+_INT_RANGES = {"ts_ns": _INT64, "side": (-1, 1), "signal_ts_ns": _INT64, "attempts": _INT32, "latency_ns": _INT64,
+               "decided_wall_ns": _INT64, "answered_wall_ns": _INT64}
 
 
 def encode_order_record(record: OrderRecord) -> bytes:
@@ -19,17 +27,21 @@ def encode_order_record(record: OrderRecord) -> bytes:
 
 
 def decode_order_record(value: bytes | dict[str, Any]) -> OrderRecord:
-    """An order record back from its message (NaN was written as null and comes back as NaN)."""
+    """An order record back from its message (NaN was written as null and comes back as NaN). Strict: a missing
+    required field, an unknown field, a wrong type, an unknown action or an integer out of its column's range
+    raise ``ValueError``."""
     message = orjson.loads(value) if isinstance(value, bytes | bytearray) else value
     if not isinstance(message, dict):
         raise ValueError("an order record is a JSON object")
-    fields: dict[str, Any] = {}
-    for name in _FIELDS:
-        if name in message:
-            fields[name] = message[name]
-    for name in ("price_eur_per_mwh", "quantity_mw", "urgency", "arrival_mid_eur_per_mwh",
-                 "estimated_slippage_eur_per_mwh"):
-        if fields.get(name) is None:
-            fields[name] = math.nan
-    fields["action"] = OrderAction(fields["action"])
-    return OrderRecord(**fields)
+    unknown = set(message) - set(_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown fields in an order record: {sorted(unknown)}")
+    values = dict(message)
+    for name in _NAN_FIELDS:
+        if name in values and values[name] is None:
+            values[name] = math.nan
+    record = msgspec.convert(values, OrderRecord)
+    for name, (low, high) in _INT_RANGES.items():
+        if not low <= getattr(record, name) <= high:
+            raise ValueError(f"{name}={getattr(record, name)} is outside [{low}, {high}]")
+    return record

@@ -1,16 +1,18 @@
 """The ``signals`` topic's format, both ways: a :class:`SignalBatch` as columnar messages, and a message back
-as the :class:`SignalRow` s execution acts on."""
+as the :class:`SignalRow` s execution acts on (:func:`signal_rows`) or as the whole batch (:func:`decode_signals`,
+what the store writes)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 import numpy as np
 import orjson
 
 from connectors.kafka.sink import KafkaRecords
-from connectors.wire.columns import chunks
+from connectors.wire.columns import Float, Int64, chunks, float_column, int_column
 from wattflow.signals import MARKET_COLUMNS, MarketSnapshot, SignalBatch, SignalRow
 
 
@@ -45,3 +47,31 @@ def signal_rows(message: Mapping[str, Any]) -> list[SignalRow]:
     return [SignalRow(product, model, int(ts), int(trade_id), target, MarketSnapshot(*values))
             for ts, trade_id, target, values in zip(columns["ts_ns"], columns["trade_id"], targets, snapshot,
                                                     strict=True)]
+
+
+_Direction = Annotated[int, msgspec.Meta(ge=-1, le=1)]
+_FLOATS = ("strength", "target_position_mw", "confidence", "horizon_s")
+_Columns: Any = msgspec.defstruct(
+    "SignalColumns", [("ts_ns", list[Int64]), ("trade_id", list[Int64]), ("direction", list[_Direction]),
+                      *((name, list[Float]) for name in _FLOATS)], forbid_unknown_fields=True)
+_Message: Any = msgspec.defstruct(
+    "SignalsMessage", [("product", str), ("model", str), ("kind", Literal["signals"]), ("columns", _Columns),
+                       ("market", dict[str, list[Float]], msgspec.field(default_factory=dict))],
+    forbid_unknown_fields=True)
+_decoder = msgspec.json.Decoder(_Message)
+
+
+def decode_signals(value: bytes | Mapping[str, Any]) -> SignalBatch:
+    """A ``signals`` message back as the :class:`SignalBatch` it was written from (market snapshot included):
+    every value exact, ``null`` (a NaN) back as NaN. Strict: a missing or unknown column, a wrong type, a direction
+    other than -1/0/+1 or columns of unequal length raise ``ValueError``."""
+    message = _decoder.decode(value) if isinstance(value, bytes | bytearray | memoryview) else msgspec.convert(
+        value, _Message)
+    columns = message.columns
+    n = len(columns.ts_ns)
+    floats = {name: float_column(getattr(columns, name), n, name) for name in _FLOATS}
+    market = {name: float_column(values, n, f"market.{name}") for name, values in message.market.items()}
+    direction = int_column(columns.direction, n, "direction").astype(np.int8)
+    return SignalBatch(message.product, message.model, int_column(columns.ts_ns, n, "ts_ns"),
+                       int_column(columns.trade_id, n, "trade_id"), direction, floats["strength"],
+                       floats["target_position_mw"], floats["confidence"], floats["horizon_s"], market)

@@ -18,7 +18,7 @@ from connectors.wire.control import control_message
 from connectors.wire.signals import signal_records
 from flows import execution as execution_flow
 from paper.server import VenueServer
-from tests.helpers import count, produce, with_topics
+from tests.helpers import fetch, keyed_diff, produce, with_topics
 from tests.trading import KEY, T0, acks_at_venue, orders, signals, start_venue, venue_settings
 from wattflow.domain import NS_PER_SECOND
 from wattflow.settings import Settings
@@ -65,9 +65,12 @@ def test_signals_become_orders_at_the_venue_once_even_when_the_flow_runs_again(
     dead = list(read_topic(s.kafka, s.topics.dlq, idle_timeout_s=3))
     assert [d.event["reason"] for d in dead] == ["BAD_CONTROL_MESSAGE"] * 2  # once per run
     assert dead[0].event["origin"].startswith(f"{s.topics.control}[0]@0")
+    # One row per command and outcome: each order's ACKED row of the first run and REPLAYED row of the second.
     ids = ", ".join(f"'{o['client_order_id']}'" for o in submitted)
-    assert count(s, f"SELECT count() FROM orders WHERE client_order_id IN ({ids}) AND action = 'SUBMIT'") == len(
-        submitted)
+    stored = fetch(s, f"SELECT client_order_id, status FROM orders WHERE client_order_id IN ({ids}) "
+                      "AND action = 'SUBMIT'")
+    expected = [(o["client_order_id"], status) for o in submitted for status in ("ACKED", "REPLAYED")]
+    assert keyed_diff(expected, stored).same, keyed_diff(expected, stored)
 
 
 def orders_hash(rows: list[dict[str, Any]]) -> str:

@@ -1,18 +1,32 @@
-"""Ingest against the real servers: every valid record stored once, every bad one dead-lettered."""
+"""Ingest against the real servers: every valid record stored once, every bad one dead-lettered.
+
+Each test runs twice: with the ingest flow, and with the store flow (whose raw path is the same code, and which
+also reads the dead letters back from ``dlq``: still one row each)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import orjson
 import pytest
 
 from connectors.kafka.reader import read_topic
-from tests.helpers import book, count, produce, run_ingest, trade, with_topics
+from tests.helpers import book, count, produce, run_ingest, run_store, trade, with_topics
 from wattflow.settings import Settings
 
 pytestmark = pytest.mark.stack
 
+Runner = Callable[[Settings], None]
 
-def test_valid_records_are_stored_and_published_bad_ones_dead_lettered(settings: Settings, unique: str) -> None:
+
+@pytest.fixture(params=["ingest", "store"])
+def run_flow(request: pytest.FixtureRequest) -> Runner:
+    """The flow that stores the raw topic: the ingest flow, or the store flow."""
+    return run_ingest if request.param == "ingest" else run_store
+
+
+def test_valid_records_are_stored_and_published_bad_ones_dead_lettered(settings: Settings, unique: str,
+        run_flow: Runner) -> None:
     source = f"t-{unique}"
     s = with_topics(settings, unique)
     good_trades = [trade(i, source) for i in range(3000)]
@@ -28,7 +42,7 @@ def test_valid_records_are_stored_and_published_bad_ones_dead_lettered(settings:
     ]
     negative = [trade(80_000 + i, source, price=-499.99 - i) for i in range(3)]
     produce(s, s.topics.raw, good_trades + good_book + bad + negative)
-    run_ingest(s)
+    run_flow(s)
 
     assert count(s, f"SELECT count() FROM ticks WHERE source = '{source}'") == 3000 + 3
     assert count(s, f"SELECT count() FROM ticks WHERE source = '{source}' AND price_eur_per_mwh < 0") == 3
@@ -60,23 +74,25 @@ def test_valid_records_are_stored_and_published_bad_ones_dead_lettered(settings:
     assert all(seqs == sorted(seqs) for seqs in per_product.values()), "a product's ticks stay in order"
 
 
-def test_replaying_the_same_feed_twice_adds_nothing(settings: Settings, unique: str) -> None:
+def test_replaying_the_same_feed_twice_adds_nothing(settings: Settings, unique: str,
+        run_flow: Runner) -> None:
     source = f"t-{unique}"
     s = with_topics(settings, unique)
     feed = [trade(i, source) for i in range(2000)] + [book(i, source) for i in range(1000)]
     produce(s, s.topics.raw, feed)
-    run_ingest(s)
+    run_flow(s)
     first = (count(s, f"SELECT count() FROM ticks WHERE source = '{source}'"),
              count(s, f"SELECT count() FROM book WHERE source = '{source}'"))
     again = with_topics(settings, unique + "b")
     produce(again, again.topics.raw, feed)
-    run_ingest(again)
+    run_flow(again)
     second = (count(s, f"SELECT count() FROM ticks WHERE source = '{source}'"),
               count(s, f"SELECT count() FROM book WHERE source = '{source}'"))
     assert first == second == (2000, 1000)
 
 
-def test_day_ahead_prices_are_stored_and_published(settings: Settings, unique: str) -> None:
+def test_day_ahead_prices_are_stored_and_published(settings: Settings, unique: str,
+        run_flow: Runner) -> None:
     s = with_topics(settings, unique)
     source = f"da-{unique}"
     start = 1_540_677_600_000_000_000  # 2018-10-27T22:00Z
@@ -86,14 +102,15 @@ def test_day_ahead_prices_are_stored_and_published(settings: Settings, unique: s
     bad = orjson.dumps({"type": "dayahead", "ts_ns": 1, "area": "DE-LU", "delivery_start_ns": start,
                         "duration_min": 60, "price_eur_per_mwh": 4000.01, "source": source, "seq": 99})
     produce(s, s.topics.raw, [*prices, bad])
-    run_ingest(s)
+    run_flow(s)
     assert count(s, f"SELECT count() FROM dayahead WHERE source = '{source}'") == 25
     assert count(s, f"SELECT count() FROM dlq WHERE topic = '{s.topics.raw}' AND reason = 'PRICE_OUT_OF_RANGE'") == 1
     published = [e.event for e in read_topic(s.kafka, s.topics.dayahead, idle_timeout_s=2)]
     assert len(published) == 25 and published[0]["area"] == "DE-LU"
 
 
-def test_packed_raw_messages_are_ingested_event_by_event(settings: Settings, unique: str) -> None:
+def test_packed_raw_messages_are_ingested_event_by_event(settings: Settings, unique: str,
+        run_flow: Runner) -> None:
     import numpy as np
 
     from connectors.kafka.replay import pack_messages
@@ -106,7 +123,7 @@ def test_packed_raw_messages_are_ingested_event_by_event(settings: Settings, uni
     keys = [product_key(v) for v in events]
     values, packed_keys, _ = pack_messages(events, keys, np.arange(len(events), dtype=np.int64), block=500)
     produce(s, s.topics.raw, values, packed_keys)
-    run_ingest(s)
+    run_flow(s)
     assert count(s, f"SELECT count() FROM ticks WHERE source = '{source}'") == 3999
     assert count(s, f"SELECT count() FROM book WHERE source = '{source}'") == 4000
     (letter,) = [e.event for e in read_topic(s.kafka, s.topics.dlq, idle_timeout_s=2)]

@@ -29,6 +29,7 @@ from connectors.feeds.files import FeedFrame, json_lines, write_feed
 from connectors.kafka.admin import ensure_topics
 from connectors.venue.adapter import MARKET, REPORTS, AdapterOptions, VenueAdapter, split_market_line
 from connectors.venue.client import OrderRequest, VenueClient
+from connectors.wire.events import decode_event
 from paper.handmade import BookEvent, TradeEvent, handmade_feed
 from paper.server import VenueServer
 from paper.simulator import simulate_day
@@ -215,7 +216,9 @@ def test_venue_restarted_mid_stream_leaves_no_gap_and_no_duplicate(settings: Set
     assert_exactly_the_feed(consume(s, s.topics.raw, len(frame)), frame)
     events = [orjson.loads(value) for _, value, _ in consume(s, s.topics.events, 2)]
     assert [e["kind"] for e in events] == ["venue_stream_disconnected", "venue_stream_reconnected"]
-    assert all(set(e) == {"kind", "ts", "detail"} and e["detail"]["stream"] == MARKET for e in events)
+    # In the events topic's format, so that the store flow stores them (connectors.wire.events).
+    assert all(decode_event(orjson.dumps(e))[1] == f"venue_adapter.{MARKET}" for e in events)
+    assert all(e["detail"]["stream"] == MARKET for e in events)
     assert events[0]["detail"]["resume_from"] == events[1]["detail"]["resume_from"] > 0
 
 
