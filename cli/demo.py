@@ -15,9 +15,10 @@ def register(subparsers: Any) -> None:
         description="Start the native stack (if it is not running), create topics and tables, simulate the "
         "intraday market of DE-LU on 2018-10-28 (25 delivery hours) anchored on real day-ahead prices, and "
         "trade it live: the paper venue plays the day (fitted into --minutes of wall time), the feed adapter "
-        "streams it into Kafka, and the ingest, signals and execution flows run side by side as processes, "
-        "storing every tick in QuestDB, computing features and signals, and placing limit orders at the venue "
-        "under pre-trade risk. Ends with a summary (stored rows, dead letters, signals and their hash, orders, "
+        "streams it into Kafka, and two flows run side by side as processes: the trading flow (each tick to "
+        "features, signals and limit orders at the venue under pre-trade risk, in milliseconds) and the store "
+        "flow (every tick and everything derived into QuestDB, beside the hot path). Ends with a summary (stored "
+        "rows, dead letters, signals and their hash, orders, "
         "fills, fill ratio, slippage, PnL, risk denials, events), example queries and plots under "
         "<state dir>/reports. The stack keeps running so that you can explore; stop it with `wattflow stack "
         "down`.",

@@ -3,8 +3,8 @@
 1. simulate the intraday market of one delivery day (DE-LU, 2018-10-28: the 25-hour day) anchored on the
    real SMARD day-ahead prices, plus the day-ahead results themselves and a few malformed messages;
 2. trade it live (``cli.trading_day``): the paper venue plays the day at a speed that fits it in a few
-   minutes, the feed adapter streams it into Kafka, the ingest, signals and execution flows run side by side,
-   and the execution flow trades at the venue under pre-trade risk;
+   minutes, the feed adapter streams it into Kafka, the trading flow goes from each tick to its orders at the
+   venue under pre-trade risk, and the store flow writes everything to QuestDB beside it;
 3. summarise from QuestDB: stored rows, dead letters, signals per product with their hash (equal for equal
    feeds), example queries, orders, fills, fill ratio, slippage, PnL, risk denials and events, and plots.
 """
@@ -119,8 +119,8 @@ def run_demo(settings: Settings, *, scale: float = 1.0, minutes: float = 1.5,
     path, frame = demo_feed(settings, scale=scale)
     bad = bad_messages(frame)
     speed = demo_speed(frame, minutes)
-    say(f"trading the day live at x{speed:,.0f}: paper venue -> adapter -> Kafka -> ingest -> signals -> "
-        "execution -> venue...")
+    say(f"trading the day live at x{speed:,.0f}: paper venue -> adapter -> Kafka -> trading flow -> venue, "
+        "the store flow beside it...")
     client = QuestDBClient(settings.questdb)
     ensure_tables(client)
     day = run_trading_day(settings, frame, speed=speed, bad=bad, progress=progress)

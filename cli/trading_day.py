@@ -1,4 +1,4 @@
-"""A live simulated trading day: venue -> feed adapter -> Kafka -> ingest -> signals -> execution -> venue.
+"""A live simulated trading day: venue -> feed adapter -> Kafka -> the trading flow -> venue; the store flow beside.
 
 What ``wattflow demo`` runs (the main job):
 
@@ -6,7 +6,8 @@ What ``wattflow demo`` runs (the main job):
    time; its book is the market the engine trades in;
 2. the feed adapter streams the venue's market data into the raw topic and its execution reports into the
    reports topic; a few malformed messages go in too (a broken feed, to show the dead letters);
-3. the ingest, signals and execution flows run side by side as processes (``python -m bytewax.run``), as
+3. the trading flow (raw market data to orders, the hot path) and the store flow (every raw-validated tick and
+   every derived topic into QuestDB, beside it) run side by side as processes (``python -m bytewax.run``), as
    in production;
 4. when the venue has played the whole day and the flows have caught up, everything stops and the day is
    summarised from QuestDB: ticks stored, dead letters, signals (with their hash), orders, fills, fill ratio,
@@ -38,7 +39,11 @@ from wattflow.settings import Settings
 
 #: Topics a demo run gets its own copy of.
 RUN_TOPICS = ("raw", "ticks", "book", "dayahead", "features", "signals", "orders", "execution_reports", "events",
-              "dlq", "control")
+              "positions", "dlq", "control")
+#: The processes of the live topology, as `wattflow run` starts them.
+FLOWS = ("store", "trading")
+#: Tables the store flow fills from the derived topics: the day is summarised once they stop growing.
+STORED_TABLES = ("signals", "orders", "execution_reports", "positions", "events")
 #: Tables whose demo-day partitions a new run replaces.
 TRADING_TABLES = ("orders", "execution_reports", "positions", "events")
 _RUN_SUFFIX = re.compile(r"\.d\d{10,}$")
@@ -165,7 +170,7 @@ def run_trading_day(settings: Settings, frame: FeedFrame, *, speed: float,
 
     venue.start()
     try:
-        for name in ("ingest", "signals", "execution"):
+        for name in FLOWS:
             day.logs[name] = logs / f"{name}.log"
             flows[name] = _flow(name, run, day.logs[name])
         producer = CheckedProducer(run.kafka)
@@ -173,8 +178,8 @@ def run_trading_day(settings: Settings, frame: FeedFrame, *, speed: float,
         producer.produce(run.topics.control, control_message("resume", by="demo", reason="ready check"),
                          key=b"control")
         producer.flush(30)
-        # The market clock starts once the flows read their inputs: the ingest flow has dead-lettered the bad
-        # messages and the execution flow has answered the control message (at this speed a second of start-up
+        # The market clock starts once the flows read their inputs: the store flow has dead-lettered the bad
+        # messages and the trading flow has answered the control message (at this speed a second of start-up
         # would be half an hour of the market).
         show("starting the flows")
         ready_by = time.monotonic() + 120
@@ -205,6 +210,16 @@ def run_trading_day(settings: Settings, frame: FeedFrame, *, speed: float,
             if now != last:
                 last, since = now, time.monotonic()
             show("catching up", last[run.topics.orders])
+        # The store flow writes the derived topics to QuestDB beside the hot path: wait until its tables stop
+        # growing, so that the summary sees the whole day.
+        stored, since = _stored_counts(run), time.monotonic()
+        while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+            time.sleep(0.5)
+            _check(flows, day)
+            now = _stored_counts(run)
+            if now != stored:
+                stored, since = now, time.monotonic()
+            show("storing", last[run.topics.orders])
     finally:
         adapter.stop()
         try:
@@ -223,6 +238,13 @@ def run_trading_day(settings: Settings, frame: FeedFrame, *, speed: float,
     day.reconnects = sum(s.reconnects for s in streams.values())
     day.seconds = time.monotonic() - started
     return day
+
+
+def _stored_counts(settings: Settings) -> dict[str, int]:
+    from connectors.questdb.sql import QuestDBClient
+
+    client = QuestDBClient(settings.questdb)
+    return {table: int(client.scalar(f"SELECT count() FROM {table}")) for table in STORED_TABLES}
 
 
 def _check(flows: dict[str, subprocess.Popen[bytes]], day: TradingDay) -> None:
