@@ -108,6 +108,11 @@ def run(args: argparse.Namespace) -> int:
 
         console.print()
         print_trading_summary(report.trading, console)
+    t2o = report.day.tick_to_order_ms
+    if t2o.get("count"):
+        console.print(f"tick to order during the day: p50 {t2o['p50']:,.1f} ms, p99 {t2o['p99']:,.1f} ms, max "
+                      f"{t2o['max']:,.1f} ms over {int(t2o['count']):,} orders (from the trade at the venue to "
+                      "the order's arrival there: feed, adapter, Kafka, the trading flow, HTTP)")
     for plot in report.trading_plots:
         console.print(f"plot: {plot}")
     expected = counts["trade"], counts["book"]

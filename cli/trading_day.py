@@ -30,12 +30,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from connectors.feeds.files import FeedFrame
 from wattflow.domain import ns_to_datetime
 from wattflow.settings import Settings
+
+if TYPE_CHECKING:
+    from paper.server import VenueServer
 
 #: Topics a demo run gets its own copy of.
 RUN_TOPICS = ("raw", "ticks", "book", "dayahead", "features", "signals", "orders", "execution_reports", "events",
@@ -75,6 +79,9 @@ class TradingDay:
     published: int = 0
     reconnects: int = 0
     logs: dict[str, Path] = field(default_factory=dict)
+    #: From the moment a trade happened at the venue to the arrival there of the order it caused (ms): count,
+    #: p50, p99, max over the day's orders (see :func:`tick_to_order`).
+    tick_to_order_ms: dict[str, float] = field(default_factory=dict)
 
 
 def run_settings(settings: Settings, run_id: str, venue_port: int, api_key: str) -> Settings:
@@ -220,6 +227,7 @@ def run_trading_day(settings: Settings, frame: FeedFrame, *, speed: float,
             if now != stored:
                 stored, since = now, time.monotonic()
             show("storing", last[run.topics.orders])
+        day.tick_to_order_ms = tick_to_order(venue, run)
     finally:
         adapter.stop()
         try:
@@ -238,6 +246,34 @@ def run_trading_day(settings: Settings, frame: FeedFrame, *, speed: float,
     day.reconnects = sum(s.reconnects for s in streams.values())
     day.seconds = time.monotonic() - started
     return day
+
+
+def tick_to_order(venue: VenueServer, settings: Settings) -> dict[str, float]:
+    """For every order the venue received (its own request log, first POST of each id): its arrival minus the
+    wall time at which the trade that caused it happened at the venue (its market clock, played at a known
+    speed, says when). The round trip: the venue's feed, the adapter, Kafka, the trading flow, the order sink,
+    HTTP. The trade of each order is the ``signal_ts_ns`` of its record on the orders topic."""
+    from connectors.kafka.reader import read_topic
+
+    arrived: dict[str, int] = {}
+    for row in venue.requests():
+        if row["method"] == "POST" and row["path"] == "/orders":
+            arrived.setdefault(row["client_order_id"], row["wall_ns"])
+    latencies = []
+    seen: set[str] = set()
+    for item in read_topic(settings.kafka, settings.topics.orders, idle_timeout_s=1.0):
+        record = item.event
+        cid = record.get("client_order_id", "")
+        if record.get("action") != "SUBMIT" or cid in seen or cid not in arrived or not record.get("signal_ts_ns"):
+            continue
+        seen.add(cid)
+        happened = venue.wall_ns_of(int(record["signal_ts_ns"]))
+        if happened is not None:
+            latencies.append((arrived[cid] - happened) / 1e6)
+    if not latencies:
+        return {"count": 0}
+    p50, p99 = np.percentile(latencies, [50, 99])
+    return {"count": len(latencies), "p50": float(p50), "p99": float(p99), "max": float(max(latencies))}
 
 
 def _stored_counts(settings: Settings) -> dict[str, int]:

@@ -144,6 +144,7 @@ class VenueServer:
         self._random = random.Random(seed)
         self._speed: float | None = None
         self._wall_origin = 0.0
+        self._wall_origin_ns = 0
         self._clock_origin_ns = 0
         if speed:
             self.set_speed(speed)
@@ -248,7 +249,16 @@ class VenueServer:
             start = self.exchange.first_ts_ns or 0
             self._clock_origin_ns = max(self.exchange.clock_ns, start)
             self._wall_origin = time.monotonic()
+            self._wall_origin_ns = time.time_ns()
             self._speed = speed if speed and speed > 0 else None
+
+    def wall_ns_of(self, ts_ns: int) -> int | None:
+        """The wall time (``time.time_ns``) at which the market clock reaches ``ts_ns``, on a wall clock (None on a
+        manual clock): when a feed event "happened" at this venue."""
+        with self.lock:
+            if self._speed is None:
+                return None
+            return self._wall_origin_ns + int((ts_ns - self._clock_origin_ns) / self._speed)
 
     def set_clock(self, ts_ns: int) -> None:
         with self.lock:
