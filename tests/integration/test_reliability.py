@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import orjson
 import pytest
 
 from cli.run import bytewax_command, ensure_recovery_dir
@@ -37,6 +39,7 @@ from tests.helpers import (
     wait_for_count,
     with_topics,
 )
+from wattflow.errors import QuestDBError
 from wattflow.settings import Settings
 from wattflow.stack import Stack
 
@@ -355,3 +358,103 @@ def test_kafka_broker_killed_and_restarted_while_trading_loses_no_order(fault_st
     assert len(acks) == len(set(acks))
     assert set(acks) <= recorded  # sent = acknowledged = consumed
     assert len(set(acks)) >= 4 * rounds  # every round's order per product reached the venue
+
+
+def test_questdb_down_for_a_minute_while_trading_delays_no_order_and_loses_nothing(
+        fault_stack: Stack, unique: str, tmp_path: Path) -> None:
+    """The trading flow and the store flow side by side; QuestDB SIGKILLed and kept down for 60 s while the feed
+    streams in. Orders keep reaching the venue during the outage (the venue's own books, counted at its start and
+    end); afterwards every tick (against the feed sent in), every signal (against the signals topic) and every
+    acked order (against the venue's acks) is in QuestDB exactly once, keyed.
+
+    Red by hand: with one tick left out of the expected rows the tick check failed with it as extra x1."""
+    import dataclasses
+    from datetime import date
+
+    from connectors.feeds.files import FeedFrame, day_ahead_feed, json_lines, write_feed
+    from connectors.feeds.smard import day_ahead_day
+    from connectors.wire.signals import signal_rows
+    from paper.server import serve
+    from paper.simulator import simulate_day
+    from tests.trading import ADMIN, API, acks_at_venue, venue_settings
+    from wattflow.domain import Product
+    from wattflow.stack.process import free_port
+
+    source = f"qd-{unique}"
+    day = date(2018, 10, 1)  # a day of its own in the session: the signals and orders tables are shared
+    simulated = simulate_day("DE-LU", day, seed=13, scale=0.1, durations_min=(15, 60))
+    simulated = dataclasses.replace(simulated, sources=tuple(source for _ in simulated.sources))
+    frame = FeedFrame.concat([day_ahead_feed(day_ahead_day(None, "DE-LU", day)), simulated]).sort_by_time()
+    values, keys = json_lines(frame), frame.key_strings().tolist()
+    trades = frame.event_type == 0
+    expected_ticks = list(zip([frame.keys[c] for c in frame.key_code[trades]], frame.trade_id[trades].tolist(),
+                              strict=True))
+    settings = with_topics(fault_stack.settings, unique, partitions=1)
+    venue = serve(write_feed(frame, tmp_path / "feed.parquet"), free_port(), API, admin_key=ADMIN,
+                  rate_limit_per_s=100_000, background=True)
+    venue.set_clock(max(Product.parse(p).trading_window().open_ns for p in frame.products()) + 1)
+    s = venue_settings(settings, venue, max_orders_per_interval=100_000, max_total_position_mw=100_000.0)
+    flows = {name: subprocess.Popen(bytewax_command(name, tail=True, batch_size=2000, workers=1, recovery=None,
+                                                    snapshot_interval_s=1),
+                                    env=flow_env(s), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for name in ("trading", "store")}
+    sender = threading.Thread(target=replay, args=(s.kafka, s.topics.raw, values, keys,
+                                                   np.arange(len(values), dtype=np.int64)),
+                              kwargs={"rate": len(values) / 75.0})  # the feed streams in over 75 s
+    try:
+        sender.start()
+        wait_for_count(s, f"SELECT count() FROM ticks WHERE source = '{source}'", 1_000, 60)
+        fault_stack.questdb().process.kill()
+        at_start = len(acks_at_venue(venue))
+        time.sleep(60.0)
+        at_end = len(acks_at_venue(venue))
+        fault_stack.up()
+        sender.join()
+        time.sleep(5.0)  # the trading flow acts on the last ticks
+        truth_orders = acks_at_venue(venue)
+        messages = {(i.partition, i.offset): i.raw for i in read_topic(s.kafka, s.topics.signals, idle_timeout_s=3)}
+        truth_signals = [(r.product, r.model, r.ts_ns, r.trade_id) for raw in messages.values()
+                         for r in signal_rows(orjson.loads(raw))]
+        ticks_sql = f"SELECT product, trade_id FROM ticks WHERE source = '{source}'"
+        products = ", ".join(f"'{p}'" for p in frame.products())
+        signals_sql = f"SELECT product, model, ts, trade_id FROM signals WHERE product IN ({products})"
+        orders_sql = f"SELECT client_order_id FROM orders WHERE action = 'SUBMIT' AND status = 'ACKED' AND " \
+                     f"product IN ({products})"
+        deadline = time.monotonic() + 180
+        while True:
+            try:  # QuestDB may still be busy taking the writes held back during the outage
+                ticks = keyed_diff(expected_ticks, fetch(s, ticks_sql))
+                stored_signals = [(p, m, _ns(ts), t) for p, m, ts, t in fetch(s, signals_sql)]
+                signals = keyed_diff(set(truth_signals), stored_signals)
+                orders = keyed_diff(truth_orders, [row[0] for row in fetch(s, orders_sql)])
+            except QuestDBError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+                continue
+            if (ticks.same and signals.same and orders.same) or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+        for name, process in flows.items():
+            assert process.poll() is None, f"{name}: " + (process.stderr.read().decode()[-3000:]
+                                                          if process.stderr else "")
+    finally:
+        for process in flows.values():
+            process.terminate()
+        for process in flows.values():
+            process.wait(timeout=30)
+        venue.stop()
+    print(f"\nQuestDB down 60 s while trading: orders acked at the venue during the outage {at_end - at_start} "
+          f"(from {at_start} to {at_end}); afterwards ticks {len(expected_ticks)} ({ticks}), signals "
+          f"{len(set(truth_signals))} ({signals}), acked orders {len(truth_orders)} ({orders})")
+    assert at_end > at_start, "no order reached the venue while QuestDB was down"
+    assert ticks.same, str(ticks)
+    assert signals.same, str(signals)
+    assert orders.same, str(orders)
+
+
+def _ns(value: object) -> int:
+    """A QuestDB timestamp (ISO text) as UTC ns."""
+    import pandas as pd
+
+    return int(pd.Timestamp(str(value)).value)
