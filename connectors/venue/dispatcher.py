@@ -91,7 +91,9 @@ def merged_state(in_flight: list[Command], queued: Iterable[Command], captured: 
     """One state from the commands in flight and queued, what running upkeeps had in hand when they started
     (``captured``) and the desk's state now. An order with a submit among the commands is resent by it: it is
     not also kept, UNKNOWN or NOT_FOUND; a cancel among the commands is not also pending; what an upkeep took
-    in hand and finished since it started is kept (ahead: it was older), to be done again."""
+    in hand and finished since it started is kept (ahead: it was older), to be done again, except a cancel-all
+    the venue has confirmed meanwhile (no longer pending): sent again it would also cancel the orders placed
+    after it."""
     commands = [*in_flight, *queued]
     resent = {c.client_order_id for c in commands if isinstance(c, Submit)}
     kept: dict[str, Submit] = {}
@@ -103,6 +105,8 @@ def merged_state(in_flight: list[Command], queued: Iterable[Command], captured: 
             if submit.client_order_id not in resent:
                 kept.setdefault(submit.client_order_id, submit)
         for cancel in state.pending:
+            if isinstance(cancel, CancelAll) and cancel not in desk.pending:
+                continue  # confirmed since the upkeep started
             if cancel not in pending and cancel not in commands:
                 pending.append(cancel)
         unknown.update((cid, p) for cid, p in state.unknown.items() if cid not in resent)
