@@ -366,6 +366,24 @@ class VenueClient:
         with self._lock:
             return list(self.unknown), list(self.not_found)
 
+    def unsettled(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Copies of the UNKNOWN and of the NOT_FOUND orders (client order id -> payload), at this moment: what a
+        snapshot must carry so that a restarted client reconciles them."""
+        with self._lock:
+            return ({cid: dict(payload) for cid, payload in self.unknown.items()},
+                    {cid: dict(payload) for cid, payload in self.not_found.items()})
+
+    def track(self, unknown: Mapping[str, Mapping[str, Any]], not_found: Mapping[str, Mapping[str, Any]]) -> None:
+        """Track orders again as UNKNOWN (reconciled before anything else is done with them) and as NOT_FOUND
+        (resent under the same id): those of a snapshot, after a restart. An id in both is UNKNOWN."""
+        with self._lock:
+            for cid, payload in not_found.items():
+                if cid not in unknown:
+                    self.not_found[cid] = dict(payload)
+            for cid, payload in unknown.items():
+                self.not_found.pop(cid, None)
+                self.unknown[cid] = dict(payload)
+
     def events_since(self, position: int) -> tuple[list[dict[str, Any]], int]:
         """The events after the first ``position`` ones, and the new position."""
         with self._lock:

@@ -12,6 +12,14 @@
 * ``CancelAll`` (kill switch): everything kept unsent is dropped, the UNKNOWN and NOT_FOUND orders are
   forgotten, then ``DELETE /orders``; pending until the venue confirms it.
 
+**Snapshots** (the order sink's, through the dispatcher): :meth:`OrderDesk.state` is what the desk has not
+finished, a picklable :class:`DeskState` (kept orders, pending cancels and cancel-alls, the client's UNKNOWN and
+NOT_FOUND orders); :meth:`OrderDesk.restore` puts it back after a restart. A restored order may have reached the
+venue between the snapshot and the crash, so its id is **uncertain** (:attr:`OrderDesk.uncertain`) until the
+venue answers for it: an uncertain order that is kept again (still refused) and then cancelled is not dropped
+silently but cancelled at the venue (``DELETE /orders/{id}``: the venue says whether it had it), and a
+cancel-all that drops it cancels it at the venue after itself, for the same reason.
+
 Each operation is safe to call from several threads at once (the desk's containers change under its lock, no
 lock is held during a request), **provided no two operations on the same client order id run at once**; the
 order sink's dispatcher (``connectors.venue.dispatcher``) guarantees that. :meth:`OrderDesk.execute` runs a list
@@ -24,6 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.venue.client import NOT_FOUND, RATE_LIMITED, OrderRequest, SubmitStatus, VenueClient
@@ -53,6 +62,21 @@ def order_request(command: Submit) -> OrderRequest:
                         plan.quantity_mw, plan.tif, display_quantity_mw=plan.display_quantity_mw)
 
 
+@dataclass(frozen=True, slots=True)
+class DeskState:
+    """What the desk has not finished, picklable (part of the order sink's snapshot): the kept orders (oldest
+    first), the cancels and cancel-alls the venue has not confirmed (in order), the UNKNOWN and the NOT_FOUND
+    orders (client order id -> the payload to resend)."""
+
+    kept: tuple[Submit, ...] = ()
+    pending: tuple[Cancel | CancelAll, ...] = ()
+    unknown: dict[str, dict[str, Any]] = field(default_factory=dict)
+    not_found: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.kept or self.pending or self.unknown or self.not_found)
+
+
 class OrderDesk:
     """The venue side of the order sink: commands in, order records out (see the module docstring)."""
 
@@ -60,6 +84,8 @@ class OrderDesk:
         self.client = client
         self.kept: dict[str, Submit] = {}  # never processed by the venue (breaker open, rate limited), oldest first
         self.pending: list[Cancel | CancelAll] = []  # cancels the venue has not confirmed yet, in order
+        # Restored orders that may have reached the venue before a crash, until the venue answers for them.
+        self.uncertain: set[str] = set()
         self._wall_clock_ns = wall_clock_ns
         self._lock = threading.RLock()
         self._events_seen = 0
@@ -109,10 +135,15 @@ class OrderDesk:
         return records
 
     def cancel(self, command: Cancel) -> list[OrderRecord]:
-        """Drop the order if it is kept unsent; otherwise cancel it at the venue (pending if not confirmed)."""
+        """Drop the order if it is kept unsent; otherwise cancel it at the venue (pending if not confirmed). A kept
+        order restored from a snapshot (uncertain: it may have reached the venue before the crash) is dropped and
+        cancelled at the venue too."""
         cid = command.client_order_id
         with self._lock:
             dropped = self.kept.pop(cid, None)
+            if cid in self.uncertain:
+                self.uncertain.discard(cid)
+                dropped = None
         self.client.forget(cid)  # an UNKNOWN or NOT_FOUND order is cancelled, no longer resent
         if dropped is not None:
             return [OrderRecord(command.ts_ns, command.product, cid, OrderAction.CANCEL, "CANCELLED_UNSENT",
@@ -128,13 +159,19 @@ class OrderDesk:
         """Drop every kept order of the product (None: all), forget its UNKNOWN ones, then cancel at the venue
         after any cancel still pending (the cancel-all stays pending until the venue confirms it)."""
         records: list[OrderRecord] = []
+        unsure: list[Cancel] = []  # uncertain kept orders: cancelled at the venue after the cancel-all
         with self._lock:
             for cid, dropped in list(self.kept.items()):
                 if command.product is None or dropped.product == command.product:
                     del self.kept[cid]
+                    if cid in self.uncertain:
+                        self.uncertain.discard(cid)
+                        unsure.append(Cancel(cid, dropped.product, command.reason, command.ts_ns))
+                        continue
                     records.append(OrderRecord(command.ts_ns, dropped.product, cid, OrderAction.CANCEL,
                                                "CANCELLED_UNSENT", reason=command.reason))
             self.pending.append(command)
+            self.pending += unsure
         self.client.forget_product(command.product)
         return records + self.flush_cancels()
 
@@ -177,11 +214,45 @@ class OrderDesk:
             if outcome.status is SubmitStatus.BLOCKED or outcome.reason == RATE_LIMITED:
                 self.client.keep_not_found(cid, payload)
                 break
-            records.append(OrderRecord(0, str(payload.get("product", "")), cid, OrderAction.RESUBMIT,
-                                       "RESENT" if outcome.status is SubmitStatus.ACKED else outcome.status.value,
+            if outcome.status is SubmitStatus.ACKED:
+                status = "REPLAYED" if outcome.replayed else "RESENT"  # replayed: the venue had it after all
+            else:
+                status = outcome.status.value
+            records.append(OrderRecord(0, str(payload.get("product", "")), cid, OrderAction.RESUBMIT, status,
                                        attempts=outcome.attempts, reason=outcome.reason or "",
                                        answered_wall_ns=self._wall_clock_ns(), sent_wall_ns=sent))
         return records
+
+    # --- snapshots ------------------------------------------------------------------------------------
+
+    def state(self, ids: Collection[str] | None = None) -> DeskState:
+        """What the desk has not finished (for the orders of ``ids`` and every cancel-all, or all), as a picklable
+        :class:`DeskState`. The desk's own containers are read before the client's: an order moves from the desk
+        to the client (a kept order resent, UNKNOWN) only after the client has it, so it is never missed."""
+        with self._lock:
+            kept = tuple(c for cid, c in self.kept.items() if ids is None or cid in ids)
+            pending = tuple(c for c in self.pending
+                            if ids is None or isinstance(c, CancelAll) or c.client_order_id in ids)
+        unknown, not_found = self.client.unsettled()
+        if ids is not None:
+            unknown = {cid: p for cid, p in unknown.items() if cid in ids}
+            not_found = {cid: p for cid, p in not_found.items() if cid in ids}
+        return DeskState(kept, pending, unknown, not_found)
+
+    def restore(self, state: DeskState, uncertain: Collection[str] = ()) -> None:
+        """Take back a snapshot's state (ahead of what the desk holds, on a fresh desk: nothing) and mark uncertain
+        its kept orders and the ids of ``uncertain`` (the restored submits the dispatcher sends again): each may
+        have reached the venue between the snapshot and the crash."""
+        with self._lock:
+            self.kept = {**{c.client_order_id: c for c in state.kept}, **self.kept}
+            self.pending[:0] = list(state.pending)
+            self.uncertain |= {c.client_order_id for c in state.kept} | set(uncertain)
+        self.client.track(state.unknown, state.not_found)
+
+    def uncertain_ids(self) -> set[str]:
+        """The restored orders the venue has not answered for yet (a copy)."""
+        with self._lock:
+            return set(self.uncertain)
 
     # --- what is left to do --------------------------------------------------------------------------
 
@@ -230,6 +301,9 @@ class OrderDesk:
         elif outcome.status is SubmitStatus.BLOCKED or outcome.reason == RATE_LIMITED:
             refused = True
             status = "BLOCKED" if outcome.status is SubmitStatus.BLOCKED else RATE_LIMITED
+        if not refused:  # UNKNOWN included: the client tracks it, and a cancel of it goes to the venue anyway
+            with self._lock:
+                self.uncertain.discard(command.client_order_id)  # the venue answered for it
         # A BLOCKED order was never sent: no send or answer time.
         sent_ns, answered_ns = (0, 0) if outcome.status is SubmitStatus.BLOCKED else (sent, answered)
         return submit_record(command, status, attempts=outcome.attempts, reason=outcome.reason or "",

@@ -20,21 +20,101 @@ so far. Order rules:
 
 A task that raises (a bug, not a venue failure: those are outcomes) is re-raised by the next :meth:`drain`, so
 the flow stops loudly and resumes from its last snapshot rather than losing track of an order.
+
+**Snapshot and restore.** :meth:`Dispatcher.checkpoint` (the order sink's ``snapshot()``) hands over the records
+of what finished, like :meth:`drain`, together with everything not yet known to be finished, read at the same
+moment under the dispatcher's lock, as a picklable :class:`DispatcherState`: the commands in flight (in the
+order they started) and queued (in their order), and the desk's kept orders, pending cancels and cancel-alls,
+UNKNOWN and NOT_FOUND orders. A task in flight is taken as not done at all: its command is in the state, and
+for the upkeep the desk's state of its orders as the upkeep started, so that nothing it had taken in hand (a
+NOT_FOUND order being resent, a pending cancel being confirmed) is missed; the records it will make come with a
+later drain. So a command may be carried out twice across a crash, never lost: orders are resent under their
+own client order ids (the venue answers a repeat as a replay) and a repeated cancel of a done order changes
+nothing. :meth:`Dispatcher.restore` (on a fresh dispatcher, before any new command) puts the state back: the
+commands first, in their order, under the same rules; the desk's kept, pending, UNKNOWN and NOT_FOUND orders to
+the desk, whose upkeep starts at once. Every restored order is *uncertain* until the venue answers for it (it
+may have reached the venue between the snapshot and the crash): the desk cancels it at the venue rather than
+drop it unsent, and an account-wide cancel-all turns a restored order still queued before it into a cancel
+after it (rather than ``NOT_SENT``: nothing new goes out after a kill switch, and the venue says whether it had
+the order).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
 
-from connectors.venue.desk import OrderDesk, not_sent
+from connectors.venue.desk import DeskState, OrderDesk, not_sent
 from wattflow.orders import Cancel, CancelAll, Command, OrderRecord, Submit
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherState:
+    """Everything handed to the dispatcher and not yet known to be finished, picklable (the order sink's
+    snapshot): ``commands``, those in flight (the first ``in_flight``, in the order they started) then those
+    queued (in their order); ``desk``, the desk's kept orders, pending cancels, UNKNOWN and NOT_FOUND orders."""
+
+    commands: tuple[Command, ...] = ()
+    in_flight: int = 0
+    desk: DeskState = field(default_factory=DeskState)
+
+    def __bool__(self) -> bool:
+        return bool(self.commands or self.desk)
+
+    def counts(self) -> dict[str, int]:
+        """How much of each kind the state holds (for logs and events)."""
+        desk = self.desk
+        return {"commands": len(self.commands), "in_flight": self.in_flight,
+                "queued": len(self.commands) - self.in_flight, "kept": len(desk.kept), "pending": len(desk.pending),
+                "unknown": len(desk.unknown), "not_found": len(desk.not_found)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Task:
+    """A running task, as a snapshot sees it: its command, or (the upkeep) the desk's state of its orders."""
+
+    command: Command | None = None
+    captured: DeskState | None = None
+
+
+def merged_state(in_flight: list[Command], queued: Iterable[Command], captured: list[DeskState],
+                 desk: DeskState) -> DispatcherState:
+    """One state from the commands in flight and queued, what running upkeeps had in hand when they started
+    (``captured``) and the desk's state now. An order with a submit among the commands is resent by it: it is
+    not also kept, UNKNOWN or NOT_FOUND; a cancel among the commands is not also pending; what an upkeep took
+    in hand and finished since it started is kept (ahead: it was older), to be done again, except a cancel-all
+    the venue has confirmed meanwhile (no longer pending): sent again it would also cancel the orders placed
+    after it."""
+    commands = [*in_flight, *queued]
+    resent = {c.client_order_id for c in commands if isinstance(c, Submit)}
+    kept: dict[str, Submit] = {}
+    pending: list[Cancel | CancelAll] = []
+    unknown: dict[str, dict[str, Any]] = {}
+    not_found: dict[str, dict[str, Any]] = {}
+    for state in [*captured, desk]:
+        for submit in state.kept:
+            if submit.client_order_id not in resent:
+                kept.setdefault(submit.client_order_id, submit)
+        for cancel in state.pending:
+            if isinstance(cancel, CancelAll) and cancel not in desk.pending:
+                continue  # confirmed since the upkeep started
+            if cancel not in pending and cancel not in commands:
+                pending.append(cancel)
+        unknown.update((cid, p) for cid, p in state.unknown.items() if cid not in resent)
+        not_found.update((cid, p) for cid, p in state.not_found.items() if cid not in resent and cid not in unknown)
+    for cid in unknown:
+        not_found.pop(cid, None)
+    return DispatcherState(tuple(commands), len(in_flight),
+                           DeskState(tuple(kept.values()), tuple(pending), unknown, not_found))
 
 
 class Dispatcher:
@@ -50,6 +130,8 @@ class Dispatcher:
         self._queue: deque[Command] = deque()
         self._busy: Counter[str] = Counter()  # client order ids a running task works on
         self._running = 0
+        self._tasks: dict[int, _Task] = {}  # the running tasks, in the order they started
+        self._numbers = itertools.count()
         self._exclusive = False  # a cancel-all is running
         self._upkeep = False     # the upkeep task is running
         self._done: list[OrderRecord] = []
@@ -68,10 +150,17 @@ class Dispatcher:
             if self._closed:
                 raise RuntimeError("the dispatcher is closed")
             for command in commands:
+                after: list[Command] = []
                 if isinstance(command, CancelAll) and command.product is None and self._queue:
-                    self._done += not_sent(list(self._queue), command)
+                    # Restored orders may be at the venue already: cancelled there after the cancel-all, not NOT_SENT.
+                    uncertain = self.desk.uncertain_ids()
+                    held = [c for c in self._queue if not (isinstance(c, Submit) and c.client_order_id in uncertain)]
+                    after = [Cancel(c.client_order_id, c.product, command.reason, command.ts_ns)
+                             for c in self._queue if isinstance(c, Submit) and c.client_order_id in uncertain]
+                    self._done += not_sent(held, command)
                     self._queue.clear()
                 self._queue.append(command)
+                self._queue.extend(after)
             self._schedule()
 
     def drain(self) -> list[OrderRecord]:
@@ -84,6 +173,33 @@ class Dispatcher:
                 self._schedule(upkeep=True)
             done, self._done = self._done, []
         return done
+
+    def checkpoint(self) -> tuple[list[OrderRecord], DispatcherState]:
+        """The records of what finished since the last drain (as :meth:`drain`), and everything not yet known to
+        be finished (see the module docstring), both read at one moment."""
+        with self._cond:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            done, self._done = self._done, []
+            tasks = list(self._tasks.values())
+            in_flight = [task.command for task in tasks if task.command is not None]
+            captured = [task.captured for task in tasks if task.captured is not None]
+            state = merged_state(in_flight, self._queue, captured, self.desk.state())
+            if not self._closed:
+                self._schedule(upkeep=True)
+        return done, state
+
+    def restore(self, state: DispatcherState) -> None:
+        """Put a snapshot's state back, before any new command (a fresh dispatcher only): its commands first, in
+        their order; its kept, pending, UNKNOWN and NOT_FOUND orders to the desk, whose upkeep starts at once."""
+        with self._cond:
+            if self._queue or self._running or self._done or self._closed:
+                raise RuntimeError("restore only into a fresh dispatcher")
+            resent = [c.client_order_id for c in state.commands if isinstance(c, Submit)]
+            self.desk.restore(state.desk, uncertain=resent)
+            self._queue.extend(state.commands)
+            self._schedule(upkeep=True)
 
     @property
     def in_flight(self) -> int:
@@ -176,15 +292,16 @@ class Dispatcher:
                 self._start_upkeep(ids)
 
     def _start(self, command: Command, cid: str | None) -> None:
+        task = _Task(command=command)
         if cid is None:
             self._exclusive = True
             assert isinstance(command, CancelAll)
-            self._launch(lambda: self.desk.cancel_all(command), (), exclusive=True)
+            self._launch(lambda: self.desk.cancel_all(command), (), task, exclusive=True)
         elif isinstance(command, Submit):
-            self._launch(lambda: [self.desk.submit(command)], (cid,))
+            self._launch(lambda: [self.desk.submit(command)], (cid,), task)
         else:
             assert isinstance(command, Cancel)
-            self._launch(lambda: self.desk.cancel(command), (cid,))
+            self._launch(lambda: self.desk.cancel(command), (cid,), task)
 
     def _start_upkeep(self, ids: set[str]) -> None:
         self._upkeep = True
@@ -192,18 +309,21 @@ class Dispatcher:
         def upkeep() -> list[OrderRecord]:
             return self.desk.retry_kept(ids) + self.desk.reconcile(ids)
 
-        self._launch(upkeep, tuple(ids), upkeep=True)
+        # What the upkeep takes in hand, as it is now: a snapshot while it runs must not miss any of it.
+        self._launch(upkeep, tuple(ids), _Task(captured=self.desk.state(ids)), upkeep=True)
 
-    def _launch(self, work: Callable[[], list[OrderRecord]], ids: Collection[str], *, exclusive: bool = False,
-                upkeep: bool = False) -> None:
+    def _launch(self, work: Callable[[], list[OrderRecord]], ids: Collection[str], task: _Task, *,
+                exclusive: bool = False, upkeep: bool = False) -> None:
         for cid in ids:
             self._busy[cid] += 1
         self._running += 1
         self.started += 1
         self.high_water = max(self.high_water, self._running)
-        self._pool.submit(self._run, work, ids, exclusive, upkeep)
+        number = next(self._numbers)
+        self._tasks[number] = task
+        self._pool.submit(self._run, work, ids, number, exclusive, upkeep)
 
-    def _run(self, work: Callable[[], list[OrderRecord]], ids: Collection[str], exclusive: bool,
+    def _run(self, work: Callable[[], list[OrderRecord]], ids: Collection[str], number: int, exclusive: bool,
              upkeep: bool) -> None:
         records: list[OrderRecord] = []
         failure: BaseException | None = None
@@ -214,6 +334,7 @@ class Dispatcher:
             failure = error
         with self._cond:
             self._done += records
+            del self._tasks[number]
             for cid in ids:
                 self._busy[cid] -= 1
                 if not self._busy[cid]:

@@ -4,7 +4,8 @@ on it, and publishes what came of them.
 ``OrderSink`` is a Bytewax ``FixedPartitionedSink`` with one partition, :data:`PARTITION` (``"account"``): the flow
 keys every :class:`~wattflow.execution.EngineOutput` to it (``op.key_on(..., lambda _: PARTITION)``). A stateful
 sink partition gets a :meth:`~_OrderSinkPartition.snapshot` call at the end of every epoch (with or without
-recovery), before the epoch's snapshot commits; the sink's state itself is ``None``.
+recovery), before the epoch's snapshot commits; its state is a
+:class:`~connectors.venue.dispatcher.DispatcherState` (below).
 
 ``write_batch`` never waits on the venue or on Kafka:
 
@@ -22,11 +23,22 @@ recovery), before the epoch's snapshot commits; the sink's state itself is ``Non
    that the engine releases what risk counted for it), the engine's and the client's events on ``events``, the
    engine's position rows on ``positions`` (keyed by product), dead letters on ``dlq``.
 
-:meth:`~_OrderSinkPartition.snapshot` drains, then flushes the producer and raises
-:class:`~wattflow.errors.KafkaDeliveryError` if the broker did not confirm everything, so that no snapshot commits
-past unconfirmed records. :meth:`~_OrderSinkPartition.close` (end of a finite input) finishes the queue and what is
-in flight (bounded: the venue timeout x attempts without progress), runs one round of reconciliation, drains and
-flushes.
+:meth:`~_OrderSinkPartition.snapshot` returns everything handed over and not yet known to be finished, so that
+an order the engine's snapshot of the same epoch counts as decided is never lost with the process: the commands
+queued and in flight (in their order), the orders kept (breaker open, rate limited), the UNKNOWN and NOT_FOUND
+orders awaiting reconciliation, the cancels and cancel-alls the venue has not confirmed
+(:meth:`~connectors.venue.dispatcher.Dispatcher.checkpoint`; a small picklable
+:class:`~connectors.venue.dispatcher.DispatcherState`, read without waiting on the venue). It publishes the
+records of what finished, then flushes the producer and raises :class:`~wattflow.errors.KafkaDeliveryError` if
+the broker did not confirm everything, so that no snapshot commits past unconfirmed records.
+:meth:`OrderSink.build_part` given that state restores it before any new command
+(:meth:`~connectors.venue.dispatcher.Dispatcher.restore`): the restored commands go first, in their order,
+under their own client order ids (the venue answers a resent order as a replay, ``REPLAYED``; a resent cancel
+of a done order changes nothing), kept orders are retried and UNKNOWN ones reconciled as usual; an
+``ORDER_SINK_RESTORED`` event on ``events`` says how much was restored. A command may so be carried out, and
+recorded on ``orders``, twice across a crash (at least once), never lost.
+:meth:`~_OrderSinkPartition.close` (end of a finite input) finishes the queue and what is in flight (bounded: the
+venue timeout x attempts without progress), runs one round of reconciliation, drains and flushes.
 
 **Transitional**: given ``questdb``, the sink also writes the QuestDB rows it wrote before the store flow existed
 (``orders``, ``events``, ``execution_reports`` with the reports the engine applied, ``positions``, ``dlq``),
@@ -38,6 +50,7 @@ flow passes ``questdb=None``: no QuestDB on the order path.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -51,7 +64,7 @@ from connectors.questdb.rows import dead_letter_rows
 from connectors.questdb.sink import RetryingWriter, TableRows
 from connectors.venue.client import CircuitBreaker, VenueClient
 from connectors.venue.desk import OrderDesk, kill_switch_first, local_report
-from connectors.venue.dispatcher import Dispatcher
+from connectors.venue.dispatcher import Dispatcher, DispatcherState
 from connectors.wire.dead_letters import dead_letter_records
 from connectors.wire.events import encode_event
 from connectors.wire.orders import encode_order_record
@@ -64,7 +77,7 @@ from wattflow.orders import OrderRecord
 from wattflow.positions import PositionRow
 from wattflow.settings import KafkaSettings, QuestDBSettings, TopicSettings, VenueSettings
 
-__all__ = ["PARTITION", "OrderDesk", "OrderSink", "local_report"]
+__all__ = ["PARTITION", "DispatcherState", "OrderDesk", "OrderSink", "local_report"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +88,7 @@ PARTITION = "account"
 _kill_switch_first = kill_switch_first
 
 
-class _OrderSinkPartition(StatefulSinkPartition[EngineOutput, None]):
+class _OrderSinkPartition(StatefulSinkPartition[EngineOutput, DispatcherState]):
     def __init__(self, dispatcher: Dispatcher, producer: CheckedProducer, topics: TopicSettings, *, source: str,
                  flush_timeout_s: float, close_stall_s: float, writer: RetryingWriter | None = None) -> None:
         self.dispatcher = dispatcher
@@ -104,10 +117,21 @@ class _OrderSinkPartition(StatefulSinkPartition[EngineOutput, None]):
         events += self.desk.client_events()
         self._publish(records, events, positions, reports, dead)
 
-    def snapshot(self) -> None:
-        """Drain, then wait for the broker to confirm every record so far (raises KafkaDeliveryError if not)."""
-        self._publish(self.dispatcher.drain(), self.desk.client_events())
+    def snapshot(self) -> DispatcherState:
+        """What is not yet known to be finished (never waiting on the venue); the records of what finished are
+        published, and the broker must confirm every record so far (raises KafkaDeliveryError if not)."""
+        records, state = self.dispatcher.checkpoint()
+        self._publish(records, self.desk.client_events())
         self.producer.flush(self.flush_timeout_s)
+        return state
+
+    def restore(self, state: DispatcherState) -> None:
+        """Put a snapshot's state back before any new command, and say so (log and ``ORDER_SINK_RESTORED``)."""
+        counts = state.counts()
+        self.dispatcher.restore(state)
+        if state:
+            log.warning("order sink restored from its snapshot: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+            self._publish([], [Event(time.time_ns(), "ORDER_SINK_RESTORED", "", "WARNING", dict(counts))])
 
     def close(self) -> None:
         try:
@@ -157,7 +181,7 @@ class _OrderSinkPartition(StatefulSinkPartition[EngineOutput, None]):
                 self.writer.write(rows)
 
 
-class OrderSink(FixedPartitionedSink[EngineOutput, None]):
+class OrderSink(FixedPartitionedSink[EngineOutput, DispatcherState]):
     """The engine's commands to the venue, off the flow's thread; records, events, positions to Kafka.
 
     ``OrderSink(venue, kafka, topics, *, questdb=None, source="execution", flush_timeout_s=60.0,
@@ -165,7 +189,8 @@ class OrderSink(FixedPartitionedSink[EngineOutput, None]):
     ``op.key_on("key", outputs, lambda _: PARTITION)``). ``venue`` needs the trading key; its ``max_in_flight``
     bounds the requests in flight, ``timeout_s``, ``max_attempts``, ``breaker_failures`` and ``breaker_reset_s``
     tune the client. ``questdb`` (transitional, see the module docstring): also write the execution tables.
-    ``producer_config`` overrides librdkafka settings of the sink's producer.
+    ``producer_config`` overrides librdkafka settings of the sink's producer. Its state is what the dispatcher has
+    not finished (see the module docstring), put back by :meth:`build_part`.
     """
 
     def __init__(self, venue: VenueSettings, kafka: KafkaSettings, topics: TopicSettings, *,
@@ -187,7 +212,8 @@ class OrderSink(FixedPartitionedSink[EngineOutput, None]):
     def part_fn(self, item_key: str) -> int:
         return 0
 
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _OrderSinkPartition:
+    def build_part(self, step_id: str, for_part: str,
+                   resume_state: DispatcherState | None) -> _OrderSinkPartition:
         venue = self.venue
         assert venue.api_key is not None
         client = VenueClient(venue.url, venue.api_key.get_secret_value(), timeout_s=venue.timeout_s,
@@ -201,5 +227,8 @@ class OrderSink(FixedPartitionedSink[EngineOutput, None]):
         stall_s = venue.timeout_s * venue.max_attempts + client.max_backoff_s * venue.max_attempts \
             + venue.breaker_reset_s
         writer = RetryingWriter(self.questdb) if self.questdb is not None else None
-        return _OrderSinkPartition(dispatcher, producer, self.topics, source=self.source,
+        part = _OrderSinkPartition(dispatcher, producer, self.topics, source=self.source,
                                    flush_timeout_s=self.flush_timeout_s, close_stall_s=stall_s, writer=writer)
+        if resume_state is not None:  # a snapshot before the state existed is None: nothing to restore
+            part.restore(resume_state)
+        return part
