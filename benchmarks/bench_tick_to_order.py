@@ -509,6 +509,25 @@ def baseline_order_id(tag: str, product: str, ts_ns: int) -> str:
     return f"base-{tag}-" + hashlib.blake2b(f"{product}|{ts_ns}".encode(), digest_size=8).hexdigest()
 
 
+def venue_request_count(port: int) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/admin/requests", headers={"X-API-Key": ADMIN_KEY})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return len(orjson.loads(answer.read()))
+
+
+def drain_orders(port: int, *, quiet_s: float = 1.5, timeout_s: float = 180.0) -> float:
+    """Wait until the venue has had no request for ``quiet_s`` (the order path worked off its backlog), so that
+    one phase's backlog is not measured in the next; returns the seconds waited."""
+    started = time.monotonic()
+    last, since = venue_request_count(port), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() - started < timeout_s:
+        time.sleep(0.25)
+        now = venue_request_count(port)
+        if now != last:
+            last, since = now, time.monotonic()
+    return time.monotonic() - started
+
+
 def venue_requests(port: int) -> dict[str, int]:
     """Client order id -> wall time its first POST /orders reached the venue (the venue's own log)."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}/admin/requests", headers={"X-API-Key": ADMIN_KEY})
@@ -708,7 +727,9 @@ def run_variant(stack: Any, tag: str, *, tuned: bool, topology: str, rates: list
                 if not ok:
                     if not caught:  # let the backlog drain before the next phase
                         catch_up(load, 120)
+                    drain_orders(port)
                     break
+                drain_orders(port)
                 time.sleep(args.gap_s)
             good = [r["rate"] for r in ramp if r["kept_up"]]
             max_rate = float(max(good)) if good else float(args.ramp[0]) / 2
@@ -722,6 +743,9 @@ def run_variant(stack: Any, tag: str, *, tuned: bool, topology: str, rates: list
             if not catch_up(load, args.duration * 3 + 20):
                 console.print(f"[yellow]  {tag} {name}: the chain had not caught up when the wait ended[/]")
             phases.append(Phase(name, rate, load, sent))
+            waited = drain_orders(port)
+            if waited > 5:
+                console.print(f"  {tag} {name}: the order path worked off its backlog in {waited:.0f} s")
             time.sleep(args.gap_s)
         cpu = meter.stop()
         time.sleep(1.0)
