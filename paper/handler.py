@@ -52,6 +52,9 @@ class _VenueHandler(BaseHTTPRequestHandler):
     venue: VenueServer
     server_version = "wattflow-paper-venue/1"
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY the body waits for the client's delayed
+    # ACK of the headers (up to 40 ms per answer on a kept-alive connection).
+    disable_nagle_algorithm = True
     timeout = KEEPALIVE_IDLE_S  # socket timeout: an idle keep-alive connection ends after this
     _status = 0
     _answered_s = 0.0

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import enum
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -259,10 +260,15 @@ class VenueClient:
         self.breaker.on_change = self._on_breaker_change
         # Every request is bounded by the caller's threads, so the pool never makes one wait for a connection
         # (max_connections=None: a pool timeout would pass for a venue failure); ``pool_size`` idle ones are kept.
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout_s), trust_env=False, follow_redirects=False,
+        # TCP_NODELAY: a request goes out as headers and body; with Nagle's algorithm the body waits for the
+        # server's ACK of the headers, which the server delays by up to 40 ms (measured: 45 ms per request on a
+        # kept-alive connection, against ~1 ms without).
+        transport = httpx.HTTPTransport(
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=pool_size,
-                                keepalive_expiry=keepalive_s),
+                                keepalive_expiry=keepalive_s))
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout_s), trust_env=False, follow_redirects=False, transport=transport,
             headers={"X-API-Key": api_key, "Accept": "application/json"})
 
     def close(self) -> None:
