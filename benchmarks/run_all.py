@@ -15,7 +15,14 @@ import time
 import traceback
 from collections.abc import Callable
 
-from benchmarks import bench_decode, bench_ingest_e2e, bench_kafka_source, bench_questdb_sink, bench_signals_flow
+from benchmarks import (
+    bench_decode,
+    bench_ingest_e2e,
+    bench_kafka_source,
+    bench_questdb_sink,
+    bench_signals_flow,
+    bench_trading_day,
+)
 from benchmarks.common import console, print_table
 
 BENCHMARKS: dict[str, tuple[Callable[[list[str] | None], int], list[str]]] = {}
@@ -40,6 +47,7 @@ try:  # tick to order through the three flows and the paper venue (about 4-5 min
     BENCHMARKS["bench_tick_to_order"] = (bench_tick_to_order.main, ["--quick"])
 except ImportError as missing:
     console.print(f"[yellow]bench_tick_to_order not available: {missing}[/]")
+BENCHMARKS["bench_trading_day"] = (bench_trading_day.main, ["--scale", "0.3"])
 #: The benchmarks that start a stack (and so may pin the servers).
 WITH_STACK = {"bench_kafka_source", "bench_questdb_sink", "bench_ingest_e2e"}
 
