@@ -91,3 +91,41 @@ def reports_adapter(settings: Settings) -> Iterator[VenueAdapter]:
     finally:
         adapter.stop()
         adapter.join(30)
+
+
+def keyed_signals(settings: Settings) -> tuple[dict[tuple[Any, ...], tuple[Any, ...]], int]:
+    """Every signal on the settings' signals topic: (product, model, ts, trade id) -> every other field of the
+    row (direction, strength, target, confidence, horizon, the market snapshot; NaN as "nan" so that equal rows
+    compare equal), and how many rows were read in all. A key read twice with different fields fails here: an
+    at-least-once replay may repeat a row, never change it. Keyed, so a lost row is a missing key and a made-up
+    one an extra key (never a set of hashes, which would hide both)."""
+    import math
+
+    def plain(value: Any) -> Any:
+        return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+    out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    rows = 0
+    # The reader yields a columnar message once per row: one per (partition, offset) is the message itself.
+    messages = {(item.partition, item.offset): item.raw
+                for item in read_topic(settings.kafka, settings.topics.signals, idle_timeout_s=3)}
+    for raw in messages.values():
+        message = orjson.loads(raw)
+        columns, market = message["columns"], message.get("market") or {}
+        names = [name for name in columns if name not in ("ts_ns", "trade_id")]
+        for i, (ts, trade) in enumerate(zip(columns["ts_ns"], columns["trade_id"], strict=True)):
+            rows += 1
+            key = (message["product"], message["model"], ts, trade)
+            value = (*(plain(columns[name][i]) for name in names),
+                     *(plain(market[name][i]) for name in sorted(market)))
+            assert out.setdefault(key, value) == value, f"signal {key} read twice with different fields"
+    return out, rows
+
+
+def keyed_differences(expected: dict[Any, Any], got: dict[Any, Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    """(missing keys, extra keys, keys whose fields differ), each sorted."""
+    missing = sorted(set(expected) - set(got), key=repr)
+    extra = sorted(set(got) - set(expected), key=repr)
+    changed = sorted((key for key in expected.keys() & got.keys() if expected[key] != got[key]), key=repr)
+    return missing, extra, changed
+

@@ -7,12 +7,10 @@ clock is manual, so the uninterrupted run is repeatable.
 
 from __future__ import annotations
 
-import math
 import random
 import subprocess
 import time
 from collections import Counter
-from dataclasses import astuple
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,12 +24,11 @@ from connectors.feeds.files import FeedFrame, day_ahead_feed, json_lines, write_
 from connectors.feeds.smard import day_ahead_day
 from connectors.kafka.admin import ensure_topics
 from connectors.kafka.reader import read_topic
-from connectors.wire.signals import signal_rows
 from flows import trading as trading_flow
 from paper.server import VenueServer, serve
 from paper.simulator import simulate_day
 from tests.helpers import flow_env, produce, with_topics
-from tests.trading import ADMIN, API, venue_settings
+from tests.trading import ADMIN, API, keyed_differences, keyed_signals, venue_settings
 from wattflow.domain import Product
 from wattflow.settings import Settings
 from wattflow.stack.process import free_port
@@ -39,22 +36,6 @@ from wattflow.stack.process import free_port
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 NAMES = ("orders", "events", "signals", "features", "positions", "execution_reports", "control")
-
-
-def keyed_signals(settings: Settings) -> tuple[dict[tuple[Any, ...], tuple[Any, ...]], int]:
-    """Signal rows by (product, model, ts, trade id) -> every other field; and how many rows were read in all.
-    A key read twice with different fields fails here: a replay may repeat a row, never change it."""
-    out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    rows = 0
-    messages = {(item.partition, item.offset): item.raw
-                for item in read_topic(settings.kafka, settings.topics.signals, idle_timeout_s=3)}
-    for raw in messages.values():
-        for row in signal_rows(orjson.loads(raw)):
-            rows += 1
-            key = (row.product, row.model, row.ts_ns, row.trade_id)
-            value = (row.target_position_mw, *("nan" if math.isnan(v) else v for v in astuple(row.market)))
-            assert out.setdefault(key, value) == value, f"signal {key} read twice with different fields"
-    return out, rows
 
 
 def venue_orders(venue: VenueServer) -> dict[str, tuple[Any, ...]]:
@@ -133,9 +114,7 @@ def test_trading_flow_sigkilled_at_random_points_gives_the_signals_and_orders_of
     finally:
         killed_venue.stop()
 
-    missing = sorted(set(expected_signals) - set(got_signals))
-    extra = sorted(set(got_signals) - set(expected_signals))
-    changed = [key for key in expected_signals.keys() & got_signals.keys() if expected_signals[key] != got_signals[key]]
+    missing, extra, changed = keyed_differences(expected_signals, got_signals)
     missing_orders = sorted(set(expected_orders) - set(got_orders))
     extra_orders = sorted(set(got_orders) - set(expected_orders))
     twice = [decision for decision, n in Counter(got_orders.values()).items() if n > 1]
