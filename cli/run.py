@@ -18,7 +18,7 @@ FLOWS = {"trading": "flows.trading:get_flow", "store": "flows.store:get_flow", "
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "run", help="run a dataflow (ingest, signals, execution, store) on workers/processes, optionally with recovery",
+        "run", help="run a dataflow (trading, store; ingest, signals, execution) on workers/processes, with recovery",
         description="Run one of wattflow's dataflows. `--workers N` runs N worker threads in this process; "
         "`--processes P` starts P processes on this host (Bytewax's -i/-a), each with N workers. Kafka "
         "partitions are the unit of parallelism, so workers beyond the partition count idle. With "
