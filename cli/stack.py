@@ -41,12 +41,14 @@ def register(subparsers: Any) -> None:
 
 
 def init_stack(settings: Settings) -> dict[str, list[str]]:
-    """Create wattflow's topics and tables where they are missing. Safe to run any number of times."""
-    from connectors.kafka.admin import ensure_topics
+    """Create wattflow's topics and tables where they are missing, and stamp every wattflow topic with the
+    broker's append time (topics of an older stack included). Safe to run any number of times."""
+    from connectors.kafka.admin import align_topic_config, ensure_topics
     from connectors.questdb.sql import QuestDBClient
     from connectors.questdb.tables import ensure_tables
 
     topics = ensure_topics(settings.kafka, settings.topics.all_topics(), settings.topics.replication_factor)
+    align_topic_config(settings.kafka, [name for name in settings.topics.all_topics() if name not in topics])
     tables = ensure_tables(QuestDBClient(settings.questdb))
     return {"topics": topics, "tables": tables}
 

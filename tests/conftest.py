@@ -25,7 +25,7 @@ def isolated_settings(state_dir: Path, **overrides: Any) -> Settings:
         kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"},
         questdb={"http_port": free_port(), "ilp_tcp_port": free_port(), "pg_port": free_port(),
                  "health_port": free_port()},
-        stack={"kafka_controller_port": free_port(), "stop_grace_s": 15.0},
+        stack={"kafka_controller_port": free_port(), "stop_grace_s": 15.0, "kafka_retention_check_interval_ms": 2_000},
         **overrides,
     )
 

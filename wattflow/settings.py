@@ -249,6 +249,9 @@ class StackSettings(BaseSettings):
     kafka_controller_port: int = 9093
     kafka_heap_mb: int = Field(default=1024, ge=512)
     questdb_heap_mb: int = Field(default=1024, ge=256)
+    #: How often the broker deletes segments past retention (Kafka's default, 5 minutes); the tests check every
+    #: 2 s so that a topic retention would empty shows it within the test.
+    kafka_retention_check_interval_ms: int = Field(default=300_000, ge=1_000)
     start_timeout_s: float = 90.0
     stop_grace_s: float = 20.0
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from wattflow.errors import KafkaError
 from wattflow.settings import KafkaSettings
+
+#: Every topic wattflow creates is stamped by the broker with the time it appended the message. A producer's
+#: own timestamp (a replayed 2018 day's event time, say) would otherwise let time-based retention delete the
+#: topic at its next check; event time stays in the payload.
+TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
 
 
 def admin_client(settings: KafkaSettings) -> AdminClient:
@@ -15,7 +20,8 @@ def admin_client(settings: KafkaSettings) -> AdminClient:
 
 def ensure_topics(settings: KafkaSettings, topics: dict[str, int], replication_factor: int = 1,
                   timeout_s: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet (name -> partitions); returns the names created."""
+    """Create the topics that do not exist yet (name -> partitions), with :data:`TOPIC_CONFIG`; returns the names
+    created."""
     admin = admin_client(settings)
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
@@ -24,7 +30,7 @@ def ensure_topics(settings: KafkaSettings, topics: dict[str, int], replication_f
             f"Kafka at {settings.bootstrap_servers} did not answer: {error}",
             hint="start it with `wattflow stack up`, or check WATTFLOW_KAFKA_BOOTSTRAP_SERVERS",
         ) from None
-    missing = [NewTopic(name, num_partitions=n, replication_factor=replication_factor)
+    missing = [NewTopic(name, num_partitions=n, replication_factor=replication_factor, config=TOPIC_CONFIG)
                for name, n in topics.items() if name not in existing]
     if not missing:
         return []
@@ -68,3 +74,28 @@ def delete_topics(settings: KafkaSettings, names: list[str], timeout_s: float = 
 
 def list_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> list[str]:
     return sorted(admin_client(settings).list_topics(timeout=timeout_s).topics)
+
+
+def align_topic_config(settings: KafkaSettings, names: list[str], timeout_s: float = 30.0) -> list[str]:
+    """Set :data:`TOPIC_CONFIG` on these existing topics (created before wattflow set it); returns the names
+    changed. Other settings of the topics are left as they are."""
+    if not names:
+        return []
+    admin = admin_client(settings)
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+    stale = []
+    for resource, future in admin.describe_configs(resources, request_timeout=timeout_s).items():
+        entries = future.result()
+        if any(entries[key].value != value for key, value in TOPIC_CONFIG.items()):
+            stale.append(resource.name)
+    if not stale:
+        return []
+    changes = [ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET) for key, value in TOPIC_CONFIG.items()])
+        for name in stale]
+    for resource, future in admin.incremental_alter_configs(changes, request_timeout=timeout_s).items():
+        try:
+            future.result()
+        except KafkaException as error:
+            raise KafkaError(f"could not set {TOPIC_CONFIG} on topic {resource.name}: {error}") from None
+    return stale

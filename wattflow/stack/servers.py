@@ -102,6 +102,7 @@ class KafkaServer:
             "broker.heartbeat.interval.ms": "1000",
             "auto.create.topics.enable": "false",
             "log.retention.hours": "168",
+            "log.retention.check.interval.ms": str(self.settings.stack.kafka_retention_check_interval_ms),
         }
         config = self.home.resolve() / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
