@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.console import console, load_settings
     from connectors.venue.adapter import AdapterOptions, StreamStats, VenueAdapter
 
-    settings = load_settings(args)
+    settings = load_settings(args, needs=("kafka", "venue"))
     adapter = VenueAdapter(settings, market=args.market, reports=args.reports, until_exhausted=args.until_exhausted,
                            options=AdapterOptions(idle_timeout_s=args.idle_timeout, backoff_max_s=args.max_backoff))
     streams = ", ".join(f.stream for f in adapter.followers)

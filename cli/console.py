@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from rich.console import Console
 
@@ -12,5 +13,14 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
-def load_settings(args: argparse.Namespace) -> Settings:
-    return Settings.load(getattr(args, "settings", None))
+def load_settings(args: argparse.Namespace, needs: Sequence[str] = ()) -> Settings:
+    """The settings of this command line; with ``needs`` (kafka, questdb, venue) each of those servers must accept
+    a connection within a second and a half, or the command stops with one line saying what to start. The Kafka
+    clients' own log goes to ``<state dir>/logs/kafka-clients.log``, not the terminal."""
+    from wattflow.logs import log_kafka_clients
+    from wattflow.stack.reach import require_servers
+
+    settings = Settings.load(getattr(args, "settings", None))
+    log_kafka_clients(settings.state_dir)
+    require_servers(settings, needs)
+    return settings

@@ -118,7 +118,7 @@ def send_kill(settings: Settings, command: str, *, reason: str = "", wait_s: flo
 def run(args: argparse.Namespace) -> int:
     from cli.console import console, err_console, load_settings
 
-    settings = load_settings(args)
+    settings = load_settings(args, needs=("kafka",))
     result = send_kill(settings, args.command, reason=args.reason, wait_s=args.wait)
     state = {"halt": "HALTED", "reduce": "REDUCING", "resume": "ACTIVE"}[args.command]
     console.print(f"sent {args.command} to {settings.topics.control} (id {result.command_id[:12]})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="settings file in dotenv syntax (WATTFLOW_...=value); default $WATTFLOW_SETTINGS_FILE or ./wattflow.env",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--debug", action="store_true", help="on an error, show its traceback too")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)
@@ -57,15 +59,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    warn_unknown_variables(getattr(args, "settings", None))
     try:
         code: int = args.func(args)
     except WattflowError as error:
-        consoles.err_console.print(f"[bold red]error[/] [{error.code}] {error}")
+        if args.debug:
+            traceback.print_exc()
+        consoles.err_console.print(f"[bold red]error[/] [{error.code}] {error}", markup=True, highlight=False)
         return 1
     except KeyboardInterrupt:
         consoles.err_console.print("interrupted")
         return 130
+    except Exception as error:  # a bug or an unforeseen failure: one line, the traceback with --debug
+        if args.debug:
+            raise
+        consoles.err_console.print(f"[bold red]error[/] [INTERNAL] {type(error).__name__}: {error}", markup=True)
+        consoles.err_console.print("  what to do: run it again with --debug for the traceback, and report it")
+        return 1
     return code
+
+
+def warn_unknown_variables(settings_file: Path | None) -> None:
+    """One warning line per ``WATTFLOW_*`` variable (environment or settings file) that no setting reads."""
+    import os
+
+    from dotenv import dotenv_values
+
+    from wattflow.environment import unknown_variables
+    from wattflow.settings import default_settings_file, wattflow_variables
+
+    names: dict[str, str] = dict(os.environ)
+    path = settings_file or default_settings_file()
+    if path is not None and Path(path).exists():
+        names.update({k: v or "" for k, v in dotenv_values(path).items()})
+    for name, close in unknown_variables(names, wattflow_variables()):
+        guess = f"; did you mean {close}?" if close else " (`wattflow config` lists them all)"
+        consoles.err_console.print(f"[yellow]warning[/] {name} is not a wattflow setting{guess}")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def run_replay(args: argparse.Namespace) -> int:
     from connectors.kafka.replay import ReplayStats, replay
     from wattflow.errors import KafkaDeliveryError
 
-    settings = load_settings(args)
+    settings = load_settings(args, needs=("kafka",))
     topic = args.topic or settings.topics.raw
     with console.status(f"reading {args.file}..."):
         from connectors.feeds.files import json_lines
@@ -117,7 +117,7 @@ def run_record(args: argparse.Namespace) -> int:
     from connectors.feeds.files import read_feed, write_feed
     from connectors.kafka.reader import read_topic
 
-    settings = load_settings(args)
+    settings = load_settings(args, needs=("kafka",))
     count = 0
     suffix = "".join(args.file.suffixes)
     with tempfile.TemporaryDirectory() as scratch:

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 #: Dataflows by name: the import string `python -m bytewax.run` takes.
+#: The servers each flow cannot start without (the venue may be down: the order sink waits for it).
+NEEDS = {"trading": ("kafka",), "store": ("kafka", "questdb"), "ingest": ("kafka", "questdb"),
+         "signals": ("kafka",), "execution": ("kafka",)}
 FLOWS = {"trading": "flows.trading:get_flow", "store": "flows.store:get_flow", "ingest": "flows.ingest:get_flow",
          "signals": "flows.signals:get_flow", "execution": "flows.execution:get_flow"}
 
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.console import console, load_settings
     from wattflow.stack.process import free_port
 
-    settings = load_settings(args)
+    settings = load_settings(args, needs=NEEDS[args.flow])
     tail = not args.no_tail
     if args.recovery is not None:
         ensure_recovery_dir(args.recovery, max(1, args.workers * args.processes))

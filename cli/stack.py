@@ -124,7 +124,7 @@ def run_logs(args: argparse.Namespace) -> int:
 def run_init(args: argparse.Namespace) -> int:
     from cli.console import console, load_settings
 
-    created = init_stack(load_settings(args))
+    created = init_stack(load_settings(args, needs=("kafka", "questdb")))
     console.print(f"topics created: {', '.join(created['topics']) or 'none (all exist)'}")
     console.print(f"tables created: {', '.join(created['tables']) or 'none (all exist)'}")
     return 0

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.console import load_settings
     from connectors.kafka.reader import parse_position, read_topic
 
-    settings = load_settings(args)
+    settings = load_settings(args, needs=("kafka",))
     follow = not args.no_follow
     shown = 0
     out = sys.stdout

@@ -28,11 +28,13 @@ from connectors.venue.order_sink import PARTITION, OrderSink
 from connectors.wire.execution_inputs import decode_inputs
 from operators.engine_step import execute
 from operators.execution import EngineSettings
+from wattflow.logs import log_kafka_clients
 from wattflow.settings import Settings
 
 
 def get_flow(settings: Settings | None = None, *, tail: bool = True, batch_size: int = 5_000) -> Dataflow:
     settings = settings or Settings.load()
+    log_kafka_clients(settings.state_dir)
     topics = settings.topics
     kinds = {topics.signals: "signals", topics.execution_reports: "reports", topics.control: "control"}
     flow = Dataflow("execution")

@@ -18,6 +18,7 @@ from bytewax.dataflow import Dataflow
 
 from connectors.store_and_publish import StoreAndPublishSink
 from flows.store import raw_path
+from wattflow.logs import log_kafka_clients
 from wattflow.settings import Settings
 
 
@@ -25,6 +26,7 @@ def get_flow(settings: Settings | None = None, *, tail: bool = True, batch_size:
              raw_topics: list[str] | None = None) -> Dataflow:
     """Build the ingest dataflow. ``tail=False`` stops at the end of the raw topics (replays, tests)."""
     settings = settings or Settings.load()
+    log_kafka_clients(settings.state_dir)
     flow = Dataflow("ingest")
     outputs = raw_path(flow, settings, tail=tail, batch_size=batch_size, raw_topics=raw_topics)
     op.output("store_and_publish", outputs, StoreAndPublishSink(settings.questdb, settings.kafka))

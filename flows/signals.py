@@ -26,12 +26,14 @@ from operators.models import ModelSettings, load_models
 from operators.signals import by_product, product_features, run_models
 from wattflow.batches import DeadLetter
 from wattflow.features import FeatureBatch
+from wattflow.logs import log_kafka_clients
 from wattflow.settings import Settings
 from wattflow.signals import SignalBatch
 
 
 def get_flow(settings: Settings | None = None, *, tail: bool = True, batch_size: int = 20_000) -> Dataflow:
     settings = settings or Settings.load()
+    log_kafka_clients(settings.state_dir)
     topics = settings.topics
     signal_settings = settings.signals
     models = load_models(signal_settings.model_names(), ModelSettings(max_position_mw=signal_settings.max_position_mw))

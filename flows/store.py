@@ -29,6 +29,7 @@ from connectors.store_and_publish import Outputs, StoreAndPublishSink
 from connectors.store_outputs import derived_outputs, derived_topics, raw_outputs
 from connectors.wire.market import decode_batch
 from operators.validate import validate
+from wattflow.logs import log_kafka_clients
 from wattflow.settings import Settings
 
 #: Consumer settings of the derived topics: 7 topics x N partitions are as many consumers, so each prefetches
@@ -54,6 +55,7 @@ def get_flow(settings: Settings | None = None, *, tail: bool = True, batch_size:
     ``batch_size`` is the most messages per poll of one partition; ``max_retry_s`` how long a write to QuestDB
     is retried before the flow gives up (and must be restarted, with ``--recovery`` to resume)."""
     settings = settings or Settings.load()
+    log_kafka_clients(settings.state_dir)
     topics = settings.topics
     kinds = derived_topics(topics)
     flow = Dataflow("store")

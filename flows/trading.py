@@ -39,12 +39,14 @@ from operators.models import ModelSettings, load_models
 from operators.signals import MarketStep, partition_signals
 from operators.validate import validate
 from wattflow.execution import ExecutionInput
+from wattflow.logs import log_kafka_clients
 from wattflow.settings import Settings
 
 
 def get_flow(settings: Settings | None = None, *, tail: bool = True, batch_size: int = 5_000) -> Dataflow:
     """Build the trading flow. ``tail=False`` stops at the end of the input topics (replays, tests)."""
     settings = settings or Settings.load()
+    log_kafka_clients(settings.state_dir)
     topics = settings.topics
     signal_settings = settings.signals
     models = load_models(signal_settings.model_names(), ModelSettings(max_position_mw=signal_settings.max_position_mw))

@@ -10,16 +10,22 @@ Secrets are ``SecretStr``: they print as ``**********`` and only the client conf
 from __future__ import annotations
 
 import os
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wattflow.environment import check_model, known_variables
+from wattflow.logs import KAFKA_CLIENT_LOGGER
 
 #: Pinned server versions; wattflow/stack/maven/pom.xml pins the same (a test checks both agree).
 KAFKA_VERSION = "4.3.1"
 QUESTDB_VERSION = "9.3.4"
 LOOPBACK = "127.0.0.1"
+#: A TCP port.
+Port = Annotated[int, Field(ge=1, le=65_535)]
 
 
 def _config(prefix: str) -> SettingsConfigDict:
@@ -31,7 +37,7 @@ class KafkaSettings(BaseSettings):
 
     model_config = _config("WATTFLOW_KAFKA_")
 
-    bootstrap_servers: str = f"{LOOPBACK}:9092"
+    bootstrap_servers: str = Field(default=f"{LOOPBACK}:9092", description="host:port[,host:port...]")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
     sasl_username: str | None = None
@@ -48,12 +54,24 @@ class KafkaSettings(BaseSettings):
     consumer_fetch_wait_max_ms: int | None = Field(default=None, ge=0)
     source_idle_ms: float | None = Field(default=None, ge=0)
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",")]
+        for entry in entries:
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65_535:
+                raise ValueError(f"{entry!r} is not host:port (a comma-separated list, e.g. 127.0.0.1:9092)")
+        return ",".join(entries)
+
     def client_config(self) -> dict[str, Any]:
         """The librdkafka configuration shared by producers, consumers and the admin client."""
         config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol.lower(),
             "client.id": self.client_id,
+            # librdkafka's own log (connection failures, notices) to a file, never the terminal: wattflow/logs.py
+            "logger": KAFKA_CLIENT_LOGGER,
         }
         optional = {
             "sasl.mechanism": self.sasl_mechanism,
@@ -74,10 +92,10 @@ class QuestDBSettings(BaseSettings):
     model_config = _config("WATTFLOW_QUESTDB_")
 
     host: str = LOOPBACK
-    http_port: int = 9000
-    ilp_tcp_port: int = 9009
-    pg_port: int = 8812
-    health_port: int = 9003
+    http_port: Port = 9000
+    ilp_tcp_port: Port = 9009
+    pg_port: Port = 8812
+    health_port: Port = 9003
     tls: bool = False
     token: SecretStr | None = None
     username: str | None = None
@@ -175,7 +193,7 @@ class VenueSettings(BaseSettings):
     model_config = _config("WATTFLOW_VENUE_")
 
     host: str = LOOPBACK
-    port: int = 8700
+    port: Port = 8700
     api_key: SecretStr | None = None
     admin_key: SecretStr | None = None
     rate_limit_per_s: int = Field(default=50, ge=0)
@@ -246,7 +264,7 @@ class StackSettings(BaseSettings):
     questdb_version: str = QUESTDB_VERSION
     cache_dir: Path = Path.home() / ".cache" / "wattflow"
     java_home: Path | None = None
-    kafka_controller_port: int = 9093
+    kafka_controller_port: Port = 9093
     kafka_heap_mb: int = Field(default=1024, ge=512)
     questdb_heap_mb: int = Field(default=1024, ge=256)
     #: How often the broker deletes segments past retention (Kafka's default, 5 minutes); the tests check every
@@ -274,7 +292,7 @@ class Settings(BaseSettings):
     @classmethod
     def load(cls, settings_file: Path | str | None = None, **overrides: Any) -> Settings:
         """Read settings from the environment and the settings file; ``overrides`` win over both."""
-        path = Path(settings_file) if settings_file else _default_settings_file()
+        path = Path(settings_file) if settings_file else default_settings_file()
         env_file = path if path and path.exists() else None
         components: dict[str, Any] = {
             "kafka": KafkaSettings,
@@ -291,8 +309,8 @@ class Settings(BaseSettings):
             if isinstance(given, BaseModel):
                 kwargs[name] = given
             else:
-                kwargs[name] = component(_env_file=env_file, **(given or {}))
-        return cls(_env_file=env_file, **kwargs, **overrides)  # type: ignore[call-arg]
+                kwargs[name] = check_model(component, _env_file=env_file, **(given or {}))
+        return typing.cast(Settings, check_model(cls, _env_file=env_file, **kwargs, **overrides))
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data, every secret masked."""
@@ -322,7 +340,7 @@ def _env_of(component: BaseSettings, exclude: set[str] | None = None) -> dict[st
     return env
 
 
-def _default_settings_file() -> Path | None:
+def default_settings_file() -> Path | None:
     named = os.environ.get("WATTFLOW_SETTINGS_FILE")
     if named:
         return Path(named)
@@ -338,3 +356,11 @@ def _mask(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def wattflow_variables() -> set[str]:
+    """Every ``WATTFLOW_*`` variable a setting reads (what :func:`~wattflow.environment.unknown_variables` checks
+    the environment against)."""
+    components = [field.annotation for name, field in Settings.model_fields.items() if name in _COMPONENTS]
+    top = {f"WATTFLOW_{name.upper()}" for name in Settings.model_fields if name not in _COMPONENTS}
+    return known_variables(c for c in components if isinstance(c, type) and issubclass(c, BaseSettings)) | top

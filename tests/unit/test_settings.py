@@ -3,9 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from cli.main import main
+from wattflow.errors import SettingsError
 from wattflow.settings import KafkaSettings, QuestDBSettings, Settings
 
 
@@ -30,8 +30,9 @@ def test_settings_file_is_read_and_environment_wins(tmp_path: Path, monkeypatch:
 
 def test_bad_value_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATTFLOW_KAFKA_SECURITY_PROTOCOL", "CARRIER_PIGEON")
-    with pytest.raises(ValidationError, match="security_protocol"):
+    with pytest.raises(SettingsError, match="WATTFLOW_KAFKA_SECURITY_PROTOCOL='CARRIER_PIGEON'") as raised:
         Settings.load()
+    assert "one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL" in str(raised.value)
 
 
 def test_secrets_reach_the_clients_but_never_the_printout(monkeypatch: pytest.MonkeyPatch,
