@@ -114,3 +114,17 @@ def under_another_id(decision: Decision) -> Decision:
     client order id (one the engine never made, so its trigger is unknown)."""
     product, _, side, price, quantity = decision
     return (product, ("unknown id", "wf-mutant-second-id"), side, price, quantity)
+
+
+def signals_check_goes_red(expected: dict[Any, Any], got: dict[Any, Any]) -> str:
+    """:func:`tests.trading.keyed_differences` (the signals check) on ``got`` with one signal dropped and with one
+    signal's fields changed: both must be named. Returns what it said."""
+    from tests.trading import keyed_differences
+
+    assert keyed_differences(expected, got) == ([], [], []), "the evidence must pass before it is mutated"
+    key = sorted(got, key=repr)[len(got) // 2]
+    dropped = keyed_differences(expected, {k: v for k, v in got.items() if k != key})
+    changed = keyed_differences(expected, {**got, key: (*got[key][:-1], "mutated")})
+    assert dropped == ([key], [], []), f"dropping signal {key} was not named: {dropped}"
+    assert changed == ([], [], [key]), f"changing signal {key} was not named: {changed}"
+    return f"one dropped -> missing {dropped[0]}; one changed -> changed {changed[2]}"

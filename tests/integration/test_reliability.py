@@ -25,6 +25,7 @@ from cli.stack import init_stack
 from connectors.kafka.reader import read_topic
 from connectors.kafka.replay import replay
 from connectors.questdb.sql import QuestDBClient
+from tests.checks import mutations_go_red
 from tests.conftest import isolated_settings
 from tests.helpers import (
     OPEN_TS_NS,
@@ -111,10 +112,8 @@ def test_sigkill_at_random_points_then_recovery_stores_every_tick_once(fault_sta
                                                                       tmp_path: Path, flow: str) -> None:
     """R1: the flow SIGKILLed at start-up and at three random points mid-stream, restarted with recovery each
     time; then every tick, book update, dead letter (and, for the store flow, execution record) is in QuestDB
-    exactly once: the rows compared with the feed sent in, keyed, content and all, each row counted.
-
-    Red by hand (store flow): with trade 7 expected twice the ticks check failed with it as missing x1; with
-    trade 7 left out of the expected rows it failed with it as extra x1."""
+    exactly once: the rows compared with the feed sent in, keyed, content and all, each row counted. Shown red
+    on this run's own evidence: one stored tick dropped (missing x1), one stored twice (extra x1)."""
     settings = with_topics(fault_stack.settings, unique, partitions=2)
     source = f"k-{unique}"
     trades, books = 120_000, 60_000
@@ -152,7 +151,9 @@ def test_sigkill_at_random_points_then_recovery_stores_every_tick_once(fault_sta
     final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert final.returncode == 0, final.stderr[-3000:]
 
-    ticks = keyed_diff(_expected_ticks(range(trades)), fetch(settings, _TICK_SQL.format(source=source)))
+    expected_ticks = _expected_ticks(range(trades))
+    stored_ticks = fetch(settings, _TICK_SQL.format(source=source))
+    ticks = keyed_diff(expected_ticks, stored_ticks)
     books_diff = keyed_diff(_expected_book(range(books)), fetch(settings, _BOOK_SQL.format(source=source)))
     letters = keyed_diff([(settings.topics.raw, payload.decode()) for payload in broken],
                          fetch(settings, f"SELECT topic, payload FROM dlq WHERE topic = '{settings.topics.raw}'"))
@@ -168,6 +169,9 @@ def test_sigkill_at_random_points_then_recovery_stores_every_tick_once(fault_sta
           + f"; ticks re-published to md.ticks after resumes={sum(published.values()) - trades}")
     assert kills >= 2, "the flow finished before the kills: make the feed bigger"
     assert ticks.same, f"ticks: {ticks}"
+    # Red on this run's own evidence: one row dropped from what QuestDB gave back, and one stored twice.
+    red = mutations_go_red(lambda rows: keyed_diff(expected_ticks, rows), stored_ticks, at=len(stored_ticks) // 2)
+    print(f"R1 ({flow}) red by hand: {red}")
     assert books_diff.same, f"book: {books_diff}"
     assert letters.same, f"dlq: {letters}"
     assert records is None or records.same, f"execution records: {records}"
@@ -233,7 +237,10 @@ def test_questdb_killed_and_restarted_mid_ingest_loses_nothing(fault_stack: Stac
 
 def test_signals_flow_sigkilled_and_resumed_gives_the_signals_of_an_uninterrupted_run(
         fault_stack: Stack, unique: str, tmp_path: Path) -> None:
-    """Red by hand: with one signal dropped from the resumed run's rows the check failed with it as missing."""
+    """R1 for the signals flow: SIGKILLed twice mid-stream and resumed; truth: an uninterrupted run of the same
+    topics, keyed by (product, model, time, trade id), every field compared. The signals topic is at least once (a
+    resume may repeat a row, never change it: ``keyed_signals`` fails on a changed repeat). Shown red on this
+    run's own evidence: one signal dropped (missing), one signal's field changed (changed)."""
     from datetime import date
 
     from bytewax.testing import run_main
@@ -244,6 +251,7 @@ def test_signals_flow_sigkilled_and_resumed_gives_the_signals_of_an_uninterrupte
     from connectors.questdb.sql import QuestDBClient
     from flows import signals as signals_flow
     from paper.simulator import simulate_day
+    from tests.checks import signals_check_goes_red
     from tests.helpers import run_ingest
     from tests.trading import keyed_differences, keyed_signals
 
@@ -285,9 +293,10 @@ def test_signals_flow_sigkilled_and_resumed_gives_the_signals_of_an_uninterrupte
     expected, _ = keyed_signals(reference)
     missing, extra, changed = keyed_differences(expected, got)
     del client
+    red = signals_check_goes_red(expected, got)
     print(f"\nR1 (signals): {kills} SIGKILLs; {len(got)} signals after resume ({rows_read} rows read, repeats "
           f"included) vs {len(expected)} of an uninterrupted run: missing {len(missing)}, extra {len(extra)}, "
-          f"changed {len(changed)} (keyed, every field)")
+          f"changed {len(changed)} (keyed, every field)\nR1 (signals) red by hand: {red}")
     assert kills >= 1
     assert (missing[:5], extra[:5], changed[:5]) == ([], [], [])
 
