@@ -19,9 +19,11 @@ from benchmarks import (
     bench_decode,
     bench_ingest_e2e,
     bench_kafka_source,
+    bench_kill_switch,
     bench_questdb_sink,
     bench_signals_flow,
     bench_trading_day,
+    bench_venue_client,
 )
 from benchmarks.common import console, print_table
 
@@ -48,6 +50,10 @@ try:  # tick to order through the three flows and the paper venue (about 4-5 min
 except ImportError as missing:
     console.print(f"[yellow]bench_tick_to_order not available: {missing}[/]")
 BENCHMARKS["bench_trading_day"] = (bench_trading_day.main, ["--scale", "0.3"])
+# R7's and the venue client's timings (moved out of the tests); the kill switch keeps 200 cycles even when quick:
+# its p99 needs them.
+BENCHMARKS["bench_kill_switch"] = (bench_kill_switch.main, ["--cycles", "200"])
+BENCHMARKS["bench_venue_client"] = (bench_venue_client.main, ["--orders", "1000", "--retry-after-samples", "5"])
 #: The benchmarks that start a stack (and so may pin the servers).
 WITH_STACK = {"bench_kafka_source", "bench_questdb_sink", "bench_ingest_e2e"}
 

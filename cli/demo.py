@@ -118,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
     expected = counts["trade"], counts["book"]
     ok = (report.stored["ticks"], report.stored["book"]) == expected
     console.print()
-    console.print("[bold green]every valid event stored once[/]" if ok else
-                  f"[bold red]stored {report.stored} but the feed has {expected}[/]")
+    console.print("[bold green]every valid event stored once (rows this run stored)[/]" if ok else
+                  f"[bold red]this run stored {report.stored} but the feed has {expected}[/]")
     print_addresses(settings)
     console.print("open the console at the QuestDB URL above; see positions with `.venv/bin/wattflow positions`; "
                   f"tail a topic with `.venv/bin/wattflow tail {day.settings.topics.orders} --from beginning "

@@ -23,6 +23,7 @@ from cli.trading_day import DayProgress, TradingDay
 from connectors.feeds.files import FeedFrame, json_lines, read_feed, write_feed
 from connectors.questdb.sql import QuestDBClient
 from reports.trading import TradingSummary
+from wattflow.domain import ns_to_datetime
 from wattflow.settings import Settings
 
 DEMO_AREA = "DE-LU"
@@ -137,9 +138,12 @@ def run_demo(settings: Settings, *, scale: float = 1.0, minutes: float = 1.5,
     report.plot_path = plot_signals(client, busiest_products(client, DEMO_AREA, between_ns=span),
                                     reports / f"signals_{DEMO_AREA}_{DEMO_DAY}.png")
     where = area_and_span(DEMO_AREA, span)
+    # Only the rows this run stored (received after it began): a second run is never judged by the first's rows.
+    since = ns_to_datetime(day.started_ns).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for table in ("ticks", "book"):
         report.stored[table] = int(client.scalar(
-            f"SELECT count() FROM {table} WHERE {where} AND source = '{demo_source(DEMO_SEED, scale)}'"))
+            f"SELECT count() FROM {table} WHERE {where} AND source = '{demo_source(DEMO_SEED, scale)}' "
+            f"AND recv_ts >= '{since}'"))
     report.stored["dayahead"] = int(client.scalar(f"SELECT count() FROM dayahead WHERE area = '{DEMO_AREA}'"))
     report.dead_by_reason = {row["reason"]: int(row["count"]) for row in client.query(
         f"SELECT reason, count() count FROM dlq WHERE topic = '{run.topics.raw}' ORDER BY count DESC")}

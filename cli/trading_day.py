@@ -75,6 +75,9 @@ class DayProgress:
 class TradingDay:
     settings: Settings  # the run's settings (its own topics)
     speed: float
+    #: Wall clock when this run began publishing: the ticks and book rows it stored carry a later ``recv_ts`` (the
+    #: Kafka time of its own raw topic; a row a second run stores again is replaced, receive time and all).
+    started_ns: int = 0
     seconds: float = 0.0
     published: int = 0
     reconnects: int = 0
@@ -161,7 +164,7 @@ def run_trading_day(settings: Settings, frame: FeedFrame, *, speed: float,
                         admin_key=secrets.token_urlsafe(16), rate_limit_per_s=1_000)
     run = compressed_time(run_settings(settings, run_id, venue.port, api_key), speed)
     prepare_run(run, frame, run_id)
-    day = TradingDay(run, speed)
+    day = TradingDay(run, speed, started_ns=time.time_ns())
     logs = settings.state_dir / "logs" / "demo"
     logs.mkdir(parents=True, exist_ok=True)
     flows: dict[str, subprocess.Popen[bytes]] = {}

@@ -93,23 +93,28 @@ def run_store(settings: Settings, batch_size: int = 5_000) -> None:
     run_main(store.get_flow(settings, tail=False, batch_size=batch_size))
 
 
-#: Every table the store flow writes: what a count waits for (WAL applied) before it reads.
+#: Every table the store flow writes.
 STORE_TABLES = ["ticks", "book", "dayahead", "dlq", "features", "signals", "orders", "execution_reports", "events",
                 "positions"]
 
 
-def count(settings: Settings, sql: str) -> int:
+def wal_applied(settings: Settings) -> QuestDBClient:
+    """Wait until every WAL table QuestDB holds (wattflow's and those a test made of its own) has applied all it
+    received, and return a client: what every count and every read of a table in the tests goes through, so that
+    no check reads a table while rows it was sent are still in its WAL."""
     client = QuestDBClient(settings.questdb)
-    client.wait_applied(STORE_TABLES)
-    return int(client.scalar(sql))
+    client.wait_applied([row["name"] for row in client.query("SELECT name FROM wal_tables()")])
+    return client
+
+
+def count(settings: Settings, sql: str) -> int:
+    return int(wal_applied(settings).scalar(sql))
 
 
 def fetch(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
-    """Every row of a query as tuples (after every table the store writes has applied its WAL). A NaN double
-    comes back from QuestDB as null (None)."""
-    client = QuestDBClient(settings.questdb)
-    client.wait_applied(STORE_TABLES)
-    result = client.execute(sql)
+    """Every row of a query as tuples (after every WAL table has applied what it received). A NaN double comes
+    back from QuestDB as null (None)."""
+    result = wal_applied(settings).execute(sql)
     return [tuple(row) for row in result.get("dataset", [])]
 
 

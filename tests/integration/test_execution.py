@@ -13,12 +13,11 @@ import pytest
 from bytewax.testing import run_main
 
 from connectors.kafka.reader import read_topic
-from connectors.questdb.sql import QuestDBClient
 from connectors.wire.control import control_message
 from connectors.wire.signals import signal_records
 from flows import execution as execution_flow
 from paper.server import VenueServer
-from tests.helpers import fetch, keyed_diff, produce, with_topics
+from tests.helpers import fetch, keyed_diff, produce, wal_applied, with_topics
 from tests.trading import KEY, T0, acks_at_venue, orders, signals, start_venue, venue_settings
 from wattflow.domain import NS_PER_SECOND
 from wattflow.settings import Settings
@@ -101,9 +100,8 @@ def test_fills_move_positions_and_halt_cancels_at_the_venue(settings: Settings, 
     run_main(execution_flow.get_flow(s, tail=False))
 
     filled = sum(r.last_quantity_mw for r in fills)
-    quest = QuestDBClient(s.questdb)
-    quest.wait_applied(["positions", "execution_reports"])
-    rows = quest.query(f"SELECT position_mw FROM positions WHERE product = '{KEY}' LATEST ON ts PARTITION BY product")
+    rows = wal_applied(s).query(f"SELECT position_mw FROM positions WHERE product = '{KEY}' "
+                                "LATEST ON ts PARTITION BY product")
     assert rows and rows[0]["position_mw"] == pytest.approx(filled)
     events = [e.event for e in read_topic(s.kafka, s.topics.events, idle_timeout_s=3)]
     kinds = [e["kind"] for e in events]

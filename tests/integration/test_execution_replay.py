@@ -22,9 +22,11 @@ from connectors.kafka.reader import read_topic
 from connectors.wire.signals import signal_rows
 from flows import execution as execution_flow
 from flows import signals as signals_flow
+from operators.sizing import client_order_id
 from paper.server import serve
 from paper.simulator import simulate_day
-from tests.helpers import produce, run_ingest, with_topics
+from tests.checks import Decision, decision_diff, mutations_go_red, under_another_id, venue_decisions
+from tests.helpers import keyed_diff, produce, run_ingest, with_topics
 from tests.trading import ADMIN, API, orders, venue_settings
 from wattflow.domain import Product, gate_closure_ns
 from wattflow.settings import Settings
@@ -33,10 +35,14 @@ from wattflow.stack.process import free_port
 pytestmark = pytest.mark.stack
 
 
-def orders_hash(records: list[dict[str, Any]]) -> tuple[str, int]:
-    decided = [(r["client_order_id"], r["product"], r["side"], r["price_eur_per_mwh"], r["quantity_mw"], r["tif"],
-                r["ts_ns"]) for r in records if r["action"] == "SUBMIT"]
-    return hashlib.sha256(repr(sorted(decided)).encode()).hexdigest(), len(decided)
+def decided(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Every SUBMIT on the orders topic, every term of the order (a list: a doubled record shows)."""
+    return [(r["client_order_id"], r["product"], r["side"], r["price_eur_per_mwh"], r["quantity_mw"], r["tif"],
+             r["ts_ns"]) for r in records if r["action"] == "SUBMIT"]
+
+
+def orders_hash(rows: list[tuple[Any, ...]]) -> str:
+    return hashlib.sha256(repr(sorted(rows)).encode()).hexdigest()
 
 
 def test_the_same_signals_give_the_same_orders_and_none_after_gate_closure(settings: Settings, unique: str,
@@ -55,7 +61,12 @@ def test_the_same_signals_give_the_same_orders_and_none_after_gate_closure(setti
     feed = write_feed(frame, tmp_path / "feed.parquet")
     products = frame.products()
     opened = max(Product.parse(p).trading_window().open_ns for p in products)
-    hashes = []
+    messages = {(item.partition, item.offset): item.raw
+                for item in read_topic(s.kafka, s.topics.signals, idle_timeout_s=3)}
+    rows = [row for raw in messages.values() for row in signal_rows(orjson.loads(raw))]
+    triggers = {client_order_id(r.product, r.model, r.ts_ns, r.trade_id): (r.model, r.ts_ns, r.trade_id)
+                for r in rows}
+    runs: list[tuple[list[tuple[Any, ...]], list[Decision]]] = []
     for run in ("first", "second"):
         venue = serve(feed, free_port(), API, admin_key=ADMIN, rate_limit_per_s=100_000, background=True)
         venue.set_clock(opened + 1)  # every product open, none closed: the venue takes every order
@@ -67,27 +78,34 @@ def test_the_same_signals_give_the_same_orders_and_none_after_gate_closure(setti
                                max_total_position_mw=100_000.0)
             run_main(execution_flow.get_flow(r, tail=False, batch_size=700 if run == "first" else 4000))
             records = orders(r)
-            hashes.append(orders_hash(records))
-            with venue.lock:
-                acked = [x for x in venue.exchange.reports if x.kind == "ack"]
+            books = [decision for _, decision in venue_decisions(venue, triggers)]
+            runs.append((decided(records), books))
             refused = {(x["status"], x["reason"]) for x in records
                        if x["action"] == "SUBMIT" and x["status"] != "ACKED"}
-            assert len(acked) == hashes[-1][1], refused
+            assert len(books) == len(runs[-1][0]), refused
         finally:
             venue.stop()
 
-    assert hashes[0] == hashes[1]
+    (first_records, first_books), (second_records, second_books) = runs
+    # The same signals give the same orders: the venue's books of the two runs keyed by decision (product,
+    # signal, side, price, quantity, each counted) and the orders recorded, every term, each counted.
+    books_diff = decision_diff(first_books, second_books)
+    records_diff = keyed_diff(first_records, second_records)
+    red = mutations_go_red(lambda evidence: decision_diff(first_books, evidence), second_books, under_another_id)
+    print(f"\nR8 (orders): the venue's books of two runs (batches of 700 and 4,000), {len(first_books)} and "
+          f"{len(second_books)} orders, keyed by decision: {books_diff}; orders recorded: {records_diff}\n"
+          f"R8 red by hand: {red}")
+    assert books_diff.same, f"the venue's books: {books_diff}"
+    assert records_diff.same, f"orders recorded: {records_diff}"
     submits = [x for x in records if x["action"] == "SUBMIT"]
     assert len(submits) > 20
     assert all(x["ts_ns"] < gate_closure_ns(x["product"]) for x in submits)
-    messages = {(item.partition, item.offset): item.raw
-                for item in read_topic(s.kafka, s.topics.signals, idle_timeout_s=3)}
-    rows = [row for raw in messages.values() for row in signal_rows(orjson.loads(raw))]
     market = {(row.product, row.ts_ns): row.market for row in rows}
     share = s.execution.depth_share
     for order in submits:
         seen = market[(order["product"], order["ts_ns"])]
         depth = seen.ask_depth_near_mid_mw if order["side"] > 0 else seen.bid_depth_near_mid_mw
         assert order["quantity_mw"] <= share * depth + 1e-9
-    print(f"\nR8 (orders): {hashes[0][1]} orders from {len(products)} products, hash {hashes[0][0][:16]} == "
-          f"{hashes[1][0][:16]} with other batch sizes; none at or after gate closure; depth share {share}")
+    print(f"R8 (orders): {len(first_records)} orders from {len(products)} products, hash "
+          f"{orders_hash(first_records)[:16]} == {orders_hash(second_records)[:16]}; none at or after gate closure; "
+          f"depth share {share}")

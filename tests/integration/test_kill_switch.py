@@ -1,4 +1,8 @@
-"""R7: the kill switch under load, against a running execution flow, real Kafka and the paper venue."""
+"""R7: the kill switch under load, against a running execution flow, real Kafka and the paper venue.
+
+Functional only: every halt reaches HALTED and a cancel-all the venue confirmed, no order is open at the venue
+after it nor while HALTED, every resume reaches ACTIVE. How long these take is measured with enough samples for
+its percentiles by ``benchmarks/bench_kill_switch.py``, not asserted here."""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from cli.kill import send_kill
@@ -74,7 +77,7 @@ def open_orders(server: VenueServer) -> int:
         return len(server.exchange.open_orders())
 
 
-def test_kill_switch_under_load_halts_and_cancels_everything_within_a_second(
+def test_kill_switch_under_load_halts_and_cancels_everything(
         settings: Settings, unique: str, venue: VenueServer, tmp_path: Path) -> None:
     s = venue_settings(with_topics(settings, unique), venue, clip_interval_s=0.0, order_ttl_s=3600.0,
                        max_orders_per_interval=100_000, max_total_position_mw=10_000.0)
@@ -86,7 +89,8 @@ def test_kill_switch_under_load_halts_and_cancels_everything_within_a_second(
     adapter = contextlib.ExitStack()  # the reports stream, closed in finally
     adapter.enter_context(reports_adapter(s))
     load.start()
-    to_halted, to_cancelled = [], []
+    halted = cancelled = resumed_count = 0
+    open_after: list[int] = []
     try:
         for cycle in range(CYCLES):
             deadline = time.monotonic() + 60
@@ -99,25 +103,24 @@ def test_kill_switch_under_load_halts_and_cancels_everything_within_a_second(
                                       capture_output=True, text=True, timeout=60, check=False)
                 assert done.returncode == 0, done.stdout + done.stderr
                 assert "HALTED after" in done.stdout and "cancel-all confirmed" in done.stdout
+                halted, cancelled = halted + 1, cancelled + 1
             else:
                 result = send_kill(s, "halt", reason="R7", wait_s=20)
-                assert result.state_after_s is not None and result.cancel_all_after_s is not None
-                to_halted.append(result.state_after_s)
-                to_cancelled.append(result.cancel_all_after_s)
-            assert open_orders(venue) == 0
+                halted += result.state_after_s is not None
+                cancelled += result.cancel_all_after_s is not None
+            open_after.append(open_orders(venue))
             time.sleep(0.3)  # signals keep coming: nothing new may rest while HALTED
-            assert open_orders(venue) == 0
+            open_after.append(open_orders(venue))
             resumed = send_kill(s, "resume", wait_s=20)
-            assert resumed.state_after_s is not None
+            resumed_count += resumed.state_after_s is not None
     finally:
         load.stop.set()
         load.join(30)
         adapter.close()
         flow.terminate()
         flow.wait(30)
-    halted_p99, cancelled_p99 = np.percentile(to_halted, 99), np.percentile(to_cancelled, 99)
-    print(f"\nR7: {len(to_halted)} halts under {load.rate:.0f} signal records/s ({load.sent} sent): time to HALTED "
-          f"p50 {np.median(to_halted) * 1000:.0f} ms p99 {halted_p99 * 1000:.0f} ms; to cancel-all confirmed "
-          f"p50 {np.median(to_cancelled) * 1000:.0f} ms p99 {cancelled_p99 * 1000:.0f} ms")
-    assert halted_p99 < 1.0
-    assert cancelled_p99 < 1.0
+    print(f"\nR7: {CYCLES} halts under {load.rate:.0f} signal records/s ({load.sent} sent): HALTED confirmed "
+          f"{halted}, cancel-all confirmed by the venue {cancelled}, resumed {resumed_count}; orders open at the venue "
+          f"after a halt or while HALTED {sum(open_after)} (timings: benchmarks/bench_kill_switch.py)")
+    assert (halted, cancelled, resumed_count) == (CYCLES, CYCLES, CYCLES)
+    assert open_after == [0] * (2 * CYCLES)

@@ -18,6 +18,7 @@ from connectors.questdb.sink import RetryingWriter
 from connectors.questdb.sql import QuestDBClient
 from connectors.questdb.tables import TABLES
 from operators.positions import Positions
+from tests.helpers import count
 from wattflow.domain import NS_PER_SECOND
 from wattflow.enums import TradingState
 from wattflow.positions import TOTAL, PositionRow
@@ -95,8 +96,7 @@ def table(settings: Settings, unique: str) -> str:
         assert writer.write([position_rows(trading_day(), table=name)]) == 10
     finally:
         writer.close()
-    client.wait_applied([name])
-    assert client.scalar(f"SELECT count() FROM {name}") == 10
+    assert count(settings, f"SELECT count() FROM {name}") == 10
     return name
 
 

@@ -34,6 +34,7 @@ from tests.helpers import (
     python,
     run_store,
     trade,
+    wal_applied,
     with_topics,
 )
 from wattflow.batches import DeadLetter
@@ -246,14 +247,50 @@ def test_an_orders_table_made_before_gets_the_new_column_and_keys(settings: Sett
                        action SYMBOL, status SYMBOL) TIMESTAMP(ts) PARTITION BY DAY WAL
                        DEDUP UPSERT KEYS(ts, client_order_id, action)""")
     assert upgrade_table(client, "orders", table) != []
-    client.wait_applied([table])
+    wal_applied(settings)
     columns = {row["column"]: row for row in client.query(f"SELECT * FROM table_columns('{table}')")}
     assert columns["answered_ts"]["type"] == "TIMESTAMP_NS"
     assert {name for name, row in columns.items() if row["upsertKey"]} == set(UPGRADES["orders"][1])
     assert upgrade_table(client, "orders", table) == []  # idempotent
     client.execute(f"INSERT INTO {table} (ts, client_order_id, action, status, answered_ts) VALUES "
                    f"(1, 'c', 'SUBMIT', 'BLOCKED', 5), (1, 'c', 'SUBMIT', 'ACKED', 9), (1, 'c', 'SUBMIT', 'ACKED', 9)")
-    client.wait_applied([table])
-    rows = [tuple(r) for r in client.execute(f"SELECT status, cast(answered_ts as long) FROM {table}")["dataset"]]
+    rows = fetch(settings, f"SELECT status, cast(answered_ts as long) FROM {table}")
     assert keyed_diff([("BLOCKED", 5), ("ACKED", 9)], rows).same
     client.execute(f"DROP TABLE {table}")
+
+
+def test_the_orders_table_keeps_every_outcome_of_a_command_as_history(settings: Settings, unique: str) -> None:
+    """``orders`` is history, not last state: one row per command *and outcome* (dedup keys ``ts,
+    client_order_id, action, status, answered_ts``). One order's SUBMIT blocked (breaker open, no answer), then
+    UNKNOWN (answered by a timeout), then ACKED, then its CANCEL confirmed, each a record on the orders topic, go
+    through the store flow (twice: a replay adds nothing); the table must hold all four rows, keyed against the
+    records sent. Red if a later outcome overwrote an earlier one: shown on this run's own rows with the BLOCKED
+    row dropped (what an overwrite leaves) and with a row stored twice."""
+    from tests.checks import mutations_go_red
+    from wattflow.enums import OrderAction
+    from wattflow.orders import OrderRecord
+
+    s = with_topics(settings, unique, partitions=1)
+    t0 = 1_987_000_000_000_000_000 + (int(unique[:6], 16) + 1) * 100_000_000_000  # 2032 on: a window of its own
+    cid = f"hist-{unique}"
+    product = "DE-LU:2018-10-28T12:00Z:PT60M"
+    outcomes = [(t0, OrderAction.SUBMIT, "BLOCKED", 0), (t0, OrderAction.SUBMIT, "UNKNOWN", t0 + 5_000),
+                (t0, OrderAction.SUBMIT, "ACKED", t0 + 9_000), (t0 + 60_000, OrderAction.CANCEL, "CANCELLED",
+                                                                  t0 + 61_000)]
+    records = [OrderRecord(ts, product, cid, action, status, "mean_reversion", 1, 49.0, 4.0, "GTC", 0.2, 50.0, -1.0,
+                           t0 - 1, 1, 0, "", answered_wall_ns=answered) for ts, action, status, answered in outcomes]
+    produce(s, s.topics.orders, [encode_order_record(r) for r in records], [cid] * len(records))
+    expected = [(ts, str(action.value), status, answered or None) for ts, action, status, answered in outcomes]
+    sql = (f"SELECT cast(ts as long), action, status, cast(answered_ts as long) FROM orders "
+           f"WHERE client_order_id = '{cid}'")
+    run_store(s)
+    first = fetch(s, sql)
+    run_store(s)  # a replay of the same records
+    stored = fetch(s, sql)
+    diff = keyed_diff(expected, stored)
+    assert keyed_diff(expected, first).same, f"after the first run: {keyed_diff(expected, first)}"
+    assert diff.same, f"after a replay: {diff}"
+    red = mutations_go_red(lambda rows: keyed_diff(expected, rows), stored,
+                           at=next(i for i, row in enumerate(stored) if row[2] == "BLOCKED"))
+    print(f"\norders history: {len(records)} outcomes of one order's commands, {len(stored)} rows: {diff}\n"
+          f"orders history red by hand: {red}")

@@ -39,10 +39,10 @@ from rich.console import Console
 from connectors.questdb.execution_rows import event_rows, order_rows, report_rows
 from connectors.questdb.position_rows import position_rows
 from connectors.questdb.sink import RetryingWriter, TableRows
-from connectors.questdb.sql import QuestDBClient
 from operators.positions import Positions
 from reports.trading import print_trading_summary, trading_summary
 from reports.trading_plots import trading_plots
+from tests.helpers import wal_applied
 from wattflow.domain import NS_PER_SECOND, Product, gate_closure_ns
 from wattflow.events import Event
 from wattflow.orders import OrderRecord
@@ -52,7 +52,6 @@ pytestmark = pytest.mark.stack
 
 S = NS_PER_SECOND
 M = 60 * S
-TABLES = ["orders", "execution_reports", "positions", "events", "ticks", "signals", "dayahead"]
 
 
 class Day:
@@ -155,7 +154,7 @@ def write_day(settings: Settings, day: Day) -> None:
     finally:
         writer.close()
     assert written == len(orders) + len(reports) + len(rows) + len(events) + 8 + 6 + 24
-    QuestDBClient(settings.questdb).wait_applied(TABLES)
+    wal_applied(settings)
 
 
 def market_rows(day: Day) -> list[TableRows]:
