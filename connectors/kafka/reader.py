@@ -7,7 +7,7 @@ unpacked here so that readers always see one event at a time; dead letters are s
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,8 +74,10 @@ def _explode(value: bytes) -> list[tuple[dict[str, Any], bytes]]:
 
 
 def read_topic(settings: KafkaSettings, topic: str, *, start: int | datetime = OFFSET_BEGINNING,
-               follow: bool = False, idle_timeout_s: float = 5.0) -> Iterator[TopicEvent]:
-    """Events of every partition of ``topic`` from ``start``; without ``follow``, stop at the end."""
+               follow: bool = False, idle_timeout_s: float = 5.0,
+               on_end: Callable[[], None] | None = None) -> Iterator[TopicEvent]:
+    """Events of every partition of ``topic`` from ``start``; without ``follow``, stop at the end. ``on_end`` is
+    called each time every partition has reached its end (a follower then waits for new messages)."""
     consumer = Consumer({
         **settings.client_config(), "group.id": "wattflow-reader", "enable.auto.commit": False,
         "enable.partition.eof": True, "fetch.wait.max.ms": 50,
@@ -87,7 +89,7 @@ def read_topic(settings: KafkaSettings, topic: str, *, start: int | datetime = O
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None:
             raise KafkaError(f"topic {topic} does not exist or cannot be read",
-                             hint="list topics with `wattflow stack init`, or check the name")
+                             hint="`wattflow topics` lists them")
         partitions = sorted(metadata.partitions)
         if isinstance(start, datetime):
             stamp_ms = int(start.timestamp() * 1000)
@@ -119,7 +121,10 @@ def read_topic(settings: KafkaSettings, topic: str, *, start: int | datetime = O
                 at_end.discard(partition)
                 for event, raw in _explode(message.value() or b""):
                     yield TopicEvent(topic, partition, offset, message.timestamp()[1], event, raw)
-            if not follow and len(at_end) == len(partitions):
-                return
+            if len(at_end) == len(partitions):
+                if not follow:
+                    return
+                if on_end is not None and messages:
+                    on_end()
     finally:
         consumer.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,6 @@ import pytest
 from connectors.feeds.files import read_feed
 from tests.helpers import count, flow_env, python, with_topics
 from wattflow.settings import Settings
-from wattflow.stack.process import free_port
 
 pytestmark = pytest.mark.stack
 
@@ -63,9 +63,13 @@ def test_simulate_replay_ingest_tail_record(settings: Settings, unique: str, tmp
 
 
 def test_replay_fails_loudly_when_the_broker_cannot_confirm(settings: Settings, tmp_path: Path) -> None:
-    env = {**flow_env(settings), "WATTFLOW_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
-    feed = tmp_path / "day.jsonl"
-    assert wattflow(env, "feed", "simulate", "--scale", "0.01", "--durations", "60", "-o", str(feed)).returncode == 0
-    sent = wattflow(env, "replay", str(feed), "--max", "--delivery-timeout", "3", "--limit", "500")
+    """A 'broker' that accepts connections and never answers: the command's reachability check passes, the
+    messages are never confirmed, and replay says so."""
+    with socket.create_server(("127.0.0.1", 0)) as black_hole:
+        env = {**flow_env(settings), "WATTFLOW_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{black_hole.getsockname()[1]}"}
+        feed = tmp_path / "day.jsonl"
+        made = wattflow(env, "feed", "simulate", "--scale", "0.01", "--durations", "60", "-o", str(feed))
+        assert made.returncode == 0
+        sent = wattflow(env, "replay", str(feed), "--max", "--delivery-timeout", "3", "--limit", "500")
     assert sent.returncode == 1
     assert "delivery failed" in sent.stdout and "did not confirm 500 of 500" in sent.stdout
