@@ -47,6 +47,8 @@ class EngineDay:
     signals: int = 0
     orders: int = 0  # Submit commands
     orders_at_exchange: int = 0  # distinct client order ids the exchange answered (its own log)
+    order_ids: list[str] = field(default_factory=list)  # of the Submit commands, in order
+    exchange_order_ids: list[str] = field(default_factory=list)  # acked or rejected by the exchange, in order
     fills: int = 0
     denials_by_reason: dict[str, int] = field(default_factory=dict)
     events_by_kind: dict[str, int] = field(default_factory=dict)
@@ -120,6 +122,7 @@ def run_engine_day(settings: Settings, frame: FeedFrame, *, step_s: float = 0.0,
         for command in out.commands:
             if isinstance(command, Submit):
                 day.orders += 1
+                day.order_ids.append(command.client_order_id)
                 plan = command.plan
                 answer = exchange.submit(plan.client_order_id, plan.product, int(plan.side), plan.price_eur_per_mwh,
                                          plan.quantity_mw, str(plan.tif),
@@ -161,6 +164,7 @@ def run_engine_day(settings: Settings, frame: FeedFrame, *, step_s: float = 0.0,
             for command in out.commands:
                 if isinstance(command, Submit):
                     day.orders += 1
+                    day.order_ids.append(command.client_order_id)
                     plan = command.plan
                     into += exchange.submit(plan.client_order_id, plan.product, int(plan.side),
                                             plan.price_eur_per_mwh, plan.quantity_mw, str(plan.tif),
@@ -185,7 +189,8 @@ def run_engine_day(settings: Settings, frame: FeedFrame, *, step_s: float = 0.0,
             pending.append(row)
         if pending:
             play(pending, end_ns)
-    day.orders_at_exchange = len({r.client_order_id for r in exchange.reports if str(r.kind) in ("ack", "reject")})
+    day.exchange_order_ids = [r.client_order_id for r in exchange.reports if str(r.kind) in ("ack", "reject")]
+    day.orders_at_exchange = len(set(day.exchange_order_ids))
     day.fills = sum(1 for r in exchange.reports if str(r.kind) == "fill")
     day.denials_by_reason = dict(sorted(denials.items()))
     day.events_by_kind = dict(sorted(kinds.items()))

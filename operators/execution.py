@@ -22,9 +22,17 @@ For each row, in order, so the decisions do not depend on how rows were batched:
    against the cancel can never take a position beyond its limits;
 4. with no working order and ``clip_interval_ns`` passed since the product's last order, sizing
    (``operators.sizing``) plans a clip: a share of the depth near the touch and of recent volume, priced by
-   urgency, never after the gate closure; then pre-trade risk (``operators.risk``) approves it (a Submit
-   command, with a deterministic client order id) or denies it (a ``RISK_DENIED`` event with the reason
-   code and the numbers; the product then waits ``clip_interval_ns`` before trying again).
+   urgency, never after the gate closure;
+5. the clip is **planned within the limits** pre-trade risk enforces, from risk's own numbers: cut to the
+   position headroom (``PreTradeRisk.headroom_mw``: product and total, every open order counted as if it
+   filled, a cancelled one too until its report; reduce-only in REDUCING), and sent only while the rate
+   budget lasts (``PreTradeRisk.orders_left``), whose last ``reducing_reserve_orders`` are kept for
+   position-reducing orders. What does not fit waits, the target kept, for the product's next signal; a
+   replace that can wait (``STALE``, ``REPRICE``) is not started when its replacement would not fit, so the
+   order keeps working. Pre-trade risk then approves it (a Submit command, with a deterministic client order
+   id) or denies it (a ``RISK_DENIED`` event with the reason code and the numbers; the product then waits
+   ``clip_interval_ns`` before trying again): a safety net, since the plan already fits the position and rate
+   limits, for what the plan does not size (collar, order volume and value) and for any divergence.
 
 A row acts once: rows of one product and model come in event-time order, and one not newer than the last
 seen (a repeat from the at-least-once upstream) is skipped. An order's client order id derives from the row
@@ -34,9 +42,11 @@ gives the same one.
 At each step the engine also closes every product whose (area) **gate closure** the clock has reached: its
 working order is cancelled, no order is planned for it again, and an open position is flagged as
 **imbalance exposure** (event ``IMBALANCE_EXPOSURE`` and a position row). A product holding an order or a
-position whose signals stop for ``stale_after_ns`` of market time while others move the clock on is
-**stale** (event ``FEED_STALE``): its working order is cancelled and nothing new goes out for it until its
-next signal (``FEED_RESUMED``).
+position whose signals stop for ``stale_after_ns`` of market time while others move the clock on goes
+**REDUCING for that product** (R9; event ``FEED_STALE`` with ``from``/``to``, ``silent_s`` and ``bound_s``): its
+working order is cancelled and it gets only position-reducing, reduce-only orders, until it speaks again: a
+signal within the bound of the clock (a late row, older than that, is old news and may only reduce) brings it
+back to ACTIVE (``FEED_RESUMED``, with how long it was silent and REDUCING).
 
 **Execution reports** (from the venue, through the adapter and the ``execution.reports`` topic; or from the
 order sink for orders it could never send). Fills move positions and PnL and the risk state; cancels and
