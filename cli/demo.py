@@ -33,6 +33,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--minutes", type=float, default=1.5,
                         help="wall-clock minutes to play the day's ~33 hours of trading in (default 1.5; more "
                         "minutes = a slower market, less latency per market second)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="no stack: drive the day's trading through the engine and a paper exchange in this "
+                        "process (cli/engine_day.py) and print its decisions, orders and risk denials by reason")
+    parser.add_argument("--lag-s", type=float, default=0.0,
+                        help="with --in-process: market seconds of lag to play (signals taken in steps this long, "
+                        "partition after partition; reports a step late); the live demo's is minutes")
     parser.add_argument("--smoke", action="store_true",
                         help="only the quick smoke path (Kafka round trip, QuestDB write/read/dedup)")
     parser.set_defaults(func=run)
@@ -53,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from wattflow.stack import Stack
 
     settings = load_settings(args)
+    if args.in_process:
+        return _in_process(settings, args.scale, args.lag_s)
     if not args.external_stack:
         with console.status("starting the native stack (the first run fetches the jars from Maven Central)..."):
             for server, what in Stack(settings).up().items():
@@ -125,6 +133,23 @@ def run(args: argparse.Namespace) -> int:
                   f"tail a topic with `.venv/bin/wattflow tail {day.settings.topics.orders} --from beginning "
                   "--count 10`; stop with `.venv/bin/wattflow stack down`")
     return 0 if ok else 1
+
+
+def _in_process(settings: Any, scale: float, lag_s: float) -> int:
+    from cli.console import console
+    from cli.demo_day import demo_feed
+    from cli.engine_day import run_engine_day
+
+    with console.status("the demo day through the engine and a paper exchange, in this process..."):
+        _, frame = demo_feed(settings, scale=scale)
+        day = run_engine_day(settings, frame, step_s=lag_s)
+    denials = ", ".join(f"{reason} {count:,}" for reason, count in day.denials_by_reason.items()) or "none"
+    console.print(f"in-process day (lag {lag_s:g} s of market time): {day.signals:,} signals, "
+                  f"{day.decisions:,} decisions put to pre-trade risk: {day.orders:,} orders "
+                  f"({day.orders_at_exchange:,} at the exchange), {day.fills:,} fills; risk denials: {denials}; "
+                  f"denial share {day.denial_share:.2%}")
+    console.print("events: " + ", ".join(f"{kind} {count:,}" for kind, count in day.events_by_kind.items()))
+    return 0 if day.orders == day.orders_at_exchange else 1
 
 
 def _smoke(settings: Any) -> int:

@@ -22,9 +22,17 @@ For each row, in order, so the decisions do not depend on how rows were batched:
    against the cancel can never take a position beyond its limits;
 4. with no working order and ``clip_interval_ns`` passed since the product's last order, sizing
    (``operators.sizing``) plans a clip: a share of the depth near the touch and of recent volume, priced by
-   urgency, never after the gate closure; then pre-trade risk (``operators.risk``) approves it (a Submit
-   command, with a deterministic client order id) or denies it (a ``RISK_DENIED`` event with the reason
-   code and the numbers; the product then waits ``clip_interval_ns`` before trying again).
+   urgency, never after the gate closure;
+5. the clip is **planned within the limits** pre-trade risk enforces, from risk's own numbers: cut to the
+   position headroom (``PreTradeRisk.headroom_mw``: product and total, every open order counted as if it
+   filled, a cancelled one too until its report; reduce-only in REDUCING), and sent only while the rate
+   budget lasts (``PreTradeRisk.orders_left``), whose last ``reducing_reserve_orders`` are kept for
+   position-reducing orders. What does not fit waits, the target kept, for the product's next signal; a
+   replace that can wait (``STALE``, ``REPRICE``) is not started when its replacement would not fit, so the
+   order keeps working. Pre-trade risk then approves it (a Submit command, with a deterministic client order
+   id) or denies it (a ``RISK_DENIED`` event with the reason code and the numbers; the product then waits
+   ``clip_interval_ns`` before trying again): a safety net, since the plan already fits the position and rate
+   limits, for what the plan does not size (collar, order volume and value) and for any divergence.
 
 A row acts once: rows of one product and model come in event-time order, and one not newer than the last
 seen (a repeat from the at-least-once upstream) is skipped. An order's client order id derives from the row
@@ -34,9 +42,11 @@ gives the same one.
 At each step the engine also closes every product whose (area) **gate closure** the clock has reached: its
 working order is cancelled, no order is planned for it again, and an open position is flagged as
 **imbalance exposure** (event ``IMBALANCE_EXPOSURE`` and a position row). A product holding an order or a
-position whose signals stop for ``stale_after_ns`` of market time while others move the clock on is
-**stale** (event ``FEED_STALE``): its working order is cancelled and nothing new goes out for it until its
-next signal (``FEED_RESUMED``).
+position whose signals stop for ``stale_after_ns`` of market time while others move the clock on goes
+**REDUCING for that product** (R9; event ``FEED_STALE`` with ``from``/``to``, ``silent_s`` and ``bound_s``): its
+working order is cancelled and it gets only position-reducing, reduce-only orders, until it speaks again: a
+signal within the bound of the clock (a late row, older than that, is old news and may only reduce) brings it
+back to ACTIVE (``FEED_RESUMED``, with how long it was silent and REDUCING).
 
 **Execution reports** (from the venue, through the adapter and the ``execution.reports`` topic; or from the
 order sink for orders it could never send). Fills move positions and PnL and the risk state; cancels and
@@ -50,6 +60,7 @@ cancelled), ``reduce`` (REDUCING: open orders cancelled, then only position-redu
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -59,7 +70,7 @@ from typing import Any
 from operators.positions import Positions
 from operators.risk import OrderIntent, PreTradeRisk, RiskLimits, RiskState
 from operators.sizing import SizingSettings, plan_from_market
-from wattflow.domain import NS_PER_SECOND, Side, gate_closure_ns
+from wattflow.domain import NS_PER_SECOND, QUANTITY_STEP_MW, Side, gate_closure_ns
 from wattflow.enums import CancelReason, TimeInForce, TradingState
 from wattflow.events import Event
 from wattflow.execution import EngineOutput
@@ -73,6 +84,8 @@ CONTROL_STATES: dict[str, TradingState] = {
 #: Report kinds that end an order's life at the venue (what is left of it will never fill).
 _CLOSING_KINDS = frozenset({"cancel", "reject"})
 _EPSILON_MW = 1e-9
+#: Why a working order may be replaced that can wait: it keeps working until a replacement fits the limits.
+_DEFERRABLE = frozenset({CancelReason.STALE, CancelReason.REPRICE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +97,7 @@ class EngineSettings:
     clip_interval_ns: int = round(execution_default("clip_interval_s") * NS_PER_SECOND)
     flatten_before_gate_min: float = execution_default("flatten_before_gate_min")
     stale_after_ns: int = round(execution_default("stale_after_s") * NS_PER_SECOND)  # 0: no staleness watch
+    reducing_reserve_orders: int = execution_default("reducing_reserve_orders")
 
     @classmethod
     def from_settings(cls, settings: ExecutionSettings) -> EngineSettings:
@@ -100,7 +114,7 @@ class EngineSettings:
                             order_interval_ns=round(settings.rate_interval_s * NS_PER_SECOND))
         return cls(sizing, limits, round(settings.order_ttl_s * NS_PER_SECOND), settings.reprice_eur_per_mwh,
                    round(settings.clip_interval_s * NS_PER_SECOND), settings.flatten_before_gate_min,
-                   round(settings.stale_after_s * NS_PER_SECOND))
+                   round(settings.stale_after_s * NS_PER_SECOND), settings.reducing_reserve_orders)
 
 
 # --- inputs ------------------------------------------------------------------------------------------
@@ -136,7 +150,9 @@ class EngineState:
     gate_closures_ns: dict[str, int] = field(default_factory=dict)  # open products -> their gate closure
     closed: set[str] = field(default_factory=set)
     last_seen_ns: dict[str, int] = field(default_factory=dict)  # product -> event time of its last signal
-    stale: set[str] = field(default_factory=set)  # products silent past the bound, until their next signal
+    #: Products REDUCING because their signals went silent past the bound -> (when that was seen, their last
+    #: signal then), until they speak again.
+    stale: dict[str, tuple[int, int]] = field(default_factory=dict)
     next_stale_check_ns: int = 0
     last_exec_id: dict[str, int] = field(default_factory=dict)  # client order id -> last applied exec_id
     last_signal: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (product, model) -> (ts, id)
@@ -180,9 +196,14 @@ class ExecutionEngine:
         state.last_signal[(product, row.model)] = (row.ts_ns, row.trade_id)
         out = self._advance(row.ts_ns)
         state.last_seen_ns[product] = max(state.last_seen_ns.get(product, 0), row.ts_ns)
-        if product in state.stale:
-            state.stale.discard(product)
-            out.events.append(Event(row.ts_ns, "FEED_RESUMED", product, "INFO", {"trade_id": row.trade_id}))
+        if product in state.stale and row.ts_ns > state.clock_ns - self.settings.stale_after_ns:
+            # It speaks again (a row within the bound of the clock; a late one is old news and keeps it REDUCING).
+            stale_ns, seen_ns = state.stale.pop(product)
+            out.events.append(Event(row.ts_ns, "FEED_RESUMED", product, "INFO", {
+                "from": TradingState.REDUCING.value, "to": TradingState.ACTIVE.value, "trade_id": row.trade_id,
+                "silent_s": (row.ts_ns - seen_ns) / NS_PER_SECOND,
+                "reducing_s": (row.ts_ns - stale_ns) / NS_PER_SECOND,
+                "bound_s": self.settings.stale_after_ns / NS_PER_SECOND}))
         state.targets_mw.setdefault(product, {})[row.model] = row.target_position_mw
         if math.isfinite(row.market.mid_eur_per_mwh):
             state.positions.mark(product, row.market.mid_eur_per_mwh, row.ts_ns)
@@ -199,19 +220,22 @@ class ExecutionEngine:
         last = state.last_order_ns.get(product)
         if working is None and last is not None and row.ts_ns - last < self.settings.clip_interval_ns:
             return out
+        reduce_only = self.trading_state is TradingState.REDUCING or product in state.stale
         position = state.positions.position_mw(product)
-        target = self._target_mw(product, position, row.market.minutes_to_gate_closure)
-        plan = plan_from_market(product, row.model, row.ts_ns, row.trade_id, target, market=row.market,
-                                position_mw=position, settings=self.settings.sizing)
+        target = self._target_mw(product, position, row.market.minutes_to_gate_closure, reduce_only)
+        wanted = plan_from_market(product, row.model, row.ts_ns, row.trade_id, target, market=row.market,
+                                  position_mw=position, settings=self.settings.sizing)
+        plan = self._within_limits(wanted, position, row.ts_ns, reduce_only)
         if working is not None:
-            reason = self._stale(working, row, target, position, plan)
+            reason = self._stale(working, row, target, position, wanted)
             if reason is None:
                 return out
+            if plan is None and reason in _DEFERRABLE:
+                return out  # no room to replace it now: it keeps working, the next signal looks again
             out.commands.append(self._cancel(working, reason, row.ts_ns))
         if plan is None:
             return out
         state.last_order_ns[product] = row.ts_ns
-        reduce_only = self.trading_state is TradingState.REDUCING
         intent = OrderIntent(plan.client_order_id, product, plan.side, plan.price_eur_per_mwh, plan.quantity_mw,
                              row.ts_ns, reduce_only=reduce_only)
         decision = self.risk.check(intent, row.market.mid_eur_per_mwh)
@@ -226,7 +250,33 @@ class ExecutionEngine:
         out.commands.append(Submit(plan, row.ts_ns, reduce_only, time.time_ns()))
         return out
 
-    def _target_mw(self, product: str, position_mw: float, minutes_to_gate_closure: float) -> float:
+    def _within_limits(self, plan: OrderPlan | None, position_mw: float, ts_ns: int,
+                       reduce_only: bool) -> OrderPlan | None:
+        """``plan`` cut to what pre-trade risk would approve now, or None when nothing would pass: the clip
+        within the position headroom (product and total, every open order counted as risk counts it, a
+        cancelled one too until a report closes it), and an order only while the rate budget lasts, its last
+        ``reducing_reserve_orders`` kept for position-reducing orders. A target held back stays the target:
+        the product's next signal plans again."""
+        if plan is None:
+            return None
+        reducing = (plan.side is Side.SELL and position_mw > _EPSILON_MW) or (
+            plan.side is Side.BUY and position_mw < -_EPSILON_MW)
+        reserve = 0 if reducing else self.settings.reducing_reserve_orders
+        if self.risk.orders_left(ts_ns) <= reserve:
+            return None
+        headroom = self.risk.headroom_mw(plan.product, plan.side, reduce_only=reduce_only)
+        if plan.quantity_mw <= headroom + _EPSILON_MW:
+            return plan
+        quantity = math.floor(headroom / QUANTITY_STEP_MW + 1e-9) * QUANTITY_STEP_MW
+        if quantity < self.settings.sizing.min_clip_mw - _EPSILON_MW:
+            return None
+        display = plan.display_quantity_mw
+        if display is not None and display >= quantity - _EPSILON_MW:
+            display = None
+        return dataclasses.replace(plan, quantity_mw=round(quantity, 1), display_quantity_mw=display)
+
+    def _target_mw(self, product: str, position_mw: float, minutes_to_gate_closure: float,
+                   reduce_only: bool) -> float:
         if minutes_to_gate_closure <= self.settings.flatten_before_gate_min:
             return 0.0
         limits = self.settings.limits
@@ -234,7 +284,7 @@ class ExecutionEngine:
         others = self.risk.total_exposure_mw() - self.risk.exposure_mw(product)
         limit = max(min(limits.max_product_position_mw, limits.max_total_position_mw - others), 0.0)
         target = min(max(sum(self.state.targets_mw.get(product, {}).values()), -limit), limit)
-        if self.trading_state is TradingState.REDUCING:
+        if reduce_only:
             target = min(max(target, min(position_mw, 0.0)), max(position_mw, 0.0))
         return target
 
@@ -280,14 +330,15 @@ class ExecutionEngine:
         return out
 
     def _go_stale(self, product: str, ts_ns: int, seen_ns: int) -> EngineOutput:
-        """A product whose signals stopped while we hold an order or a position: its working order is cancelled,
-        and nothing new goes out for it until its next signal (``FEED_RESUMED``)."""
+        """A product whose signals stopped while we hold an order or a position goes REDUCING (R9): its working
+        order is cancelled and, until it speaks again (``FEED_RESUMED``), it gets only position-reducing orders."""
         out = EngineOutput()
-        self.state.stale.add(product)
+        self.state.stale[product] = (ts_ns, seen_ns)
         working = self.state.working.get(product)
         if working is not None:
             out.commands.append(self._cancel(working, CancelReason.FEED_STALE, ts_ns))
         out.events.append(Event(ts_ns, "FEED_STALE", product, "WARNING", {
+            "from": TradingState.ACTIVE.value, "to": TradingState.REDUCING.value,
             "silent_s": (ts_ns - seen_ns) / NS_PER_SECOND, "bound_s": self.settings.stale_after_ns / NS_PER_SECOND,
             "position_mw": self.state.positions.position_mw(product), "cancelled": working is not None}))
         return out

@@ -224,6 +224,52 @@ class PreTradeRisk:
         """The state to persist; ``PreTradeRisk(limits, state=snapshot)`` resumes from it."""
         return self.state
 
+    # -- headroom: what the checks would still approve (the engine plans within it) -----------------------
+
+    def headroom_mw(self, product: str, side: Side, *, reduce_only: bool = False) -> float:
+        """The largest quantity one more order on ``side`` can have and pass checks 12 to 14 (REDUCE_ONLY,
+        MAX_PRODUCT_POSITION, MAX_TOTAL_POSITION), from the same state and limits, counting every open order
+        as the checks do. The execution engine sizes its orders within it, so that these denials stay a
+        safety net; the checks themselves do not use it.
+
+        For a buy, the long end ``position + open_buy + q`` may reach ``bound = min(max(limit, before),
+        before + total_slack)``, where ``before`` is the product's exposure and ``total_slack =
+        max(total_limit, total_before) - total_before``: then ``after <= max(limit, before)`` and the total
+        after ``<= max(total_limit, total_before)``, exactly what checks 13 and 14 approve. A sell mirrors it on
+        the short end ``open_sell - position``. Reduce-only (or REDUCING) also caps it at what check 12 calls
+        ``reducible``."""
+        side = Side(side)
+        state, limits = self.state, self.limits
+        position = self.position_mw(product)
+        before = self._exposure(product, 0.0, 0.0)
+        total_before = self._total_exposure()
+        total_slack = max(limits.max_total_position_mw, total_before) - total_before
+        bound = min(max(limits.max_product_position_mw, before), before + total_slack)
+        if side is Side.BUY:
+            reach = position + state.open_buy_mw.get(product, 0.0)
+        else:
+            reach = state.open_sell_mw.get(product, 0.0) - position
+        headroom = bound - reach
+        if reduce_only or state.trading_state is TradingState.REDUCING:
+            if side is Side.SELL:
+                reducible = position - state.open_sell_mw.get(product, 0.0)
+            else:
+                reducible = -position - state.open_buy_mw.get(product, 0.0)
+            headroom = min(headroom, reducible)
+        return max(_round_mw(headroom), 0.0)
+
+    def orders_left(self, ts_ns: int) -> int:
+        """How many more orders check 15 (ORDER_RATE_EXCEEDED) would approve at ``ts_ns``: the same window and
+        the same count (entries are dropped from the oldest end only, as the check drops them), without
+        changing the state."""
+        window_start_ns = ts_ns - self.limits.order_interval_ns
+        expired = 0
+        for seen_ns in self.state.recent_order_ns:
+            if seen_ns > window_start_ns:
+                break
+            expired += 1
+        return max(self.limits.max_orders_per_interval - (len(self.state.recent_order_ns) - expired), 0)
+
     # -- events --------------------------------------------------------------------------------------------
 
     def on_fill(self, product: str, side: Side, quantity_mw: float, client_order_id: str | None = None) -> None:

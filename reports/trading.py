@@ -77,6 +77,16 @@ class TradingSummary:
     #: realised_pnl_eur, unrealised_pnl_eur, pnl_eur, imbalance_exposure_mw (signed), gate_closed
     products: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def denials(self) -> int:
+        return sum(self.denials_by_reason.values())
+
+    @property
+    def denial_share(self) -> float:
+        """Risk denials per decision, a decision being an order put to pre-trade risk (``orders + denials``): the
+        engine plans within its limits, so a denial is the safety net at work (NaN without decisions)."""
+        return _ratio(self.denials, self.orders + self.denials)
+
 
 # --- reading the day ----------------------------------------------------------------------------------------
 
@@ -278,6 +288,9 @@ def print_trading_summary(summary: TradingSummary, console: Console, *, limit: i
                   f"unrealised {number(s.unrealised_pnl_eur, signed=True)}); imbalance exposure {exposure}")
     denials = ", ".join(f"{reason} {count}" for reason, count in s.denials_by_reason.items()) or "none"
     console.print(f"  risk denials: {denials}")
+    share = "-" if math.isnan(s.denial_share) else f"{s.denial_share:.2%}"
+    console.print(f"  decisions: {s.orders + s.denials:,} put to pre-trade risk ({s.orders:,} orders, {s.denials:,} "
+                  f"risk denials): denial share {share}")
     events = ", ".join(f"{kind} {count}" for kind, count in s.events_by_kind.items()) or "none"
     console.print(f"  events: {events}")
     if not s.products:

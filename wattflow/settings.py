@@ -247,6 +247,9 @@ class ExecutionSettings(BaseSettings):
     max_total_position_mw: float = Field(default=100.0, gt=0)
     max_orders_per_interval: int = Field(default=20, ge=1)
     rate_interval_s: float = Field(default=1.0, gt=0)
+    #: Orders of each interval's rate budget that only position-reducing orders may use: when the budget runs
+    #: low, the engine defers orders that add exposure (keeping the latest target) and still reduces.
+    reducing_reserve_orders: int = Field(default=2, ge=0)
 
 
 def execution_default(name: str) -> Any:

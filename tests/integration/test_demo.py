@@ -59,6 +59,10 @@ def test_demo_runs_end_to_end_and_is_deterministic(tmp_path: Path) -> None:
         trading = next(line for line in first.stdout.splitlines() if line.startswith("trading: "))
         orders, fills = int(trading.split()[1]), int(trading.split(" fills")[0].rsplit(" ", 1)[-1])
         assert orders > 0 and fills > 0, trading
+        # The engine plans within its limits: risk denials are a safety net, under 1% of the run's decisions.
+        decisions = next(line for line in first.stdout.splitlines() if "denial share" in line)
+        share = float(decisions.rsplit("denial share ", 1)[1].rstrip("%"))
+        assert share < 1.0, decisions
         assert (settings.state_dir / "reports" / "trading_overview.png").stat().st_size > 10_000
         # A second run replays the same day again: nothing changes in the store, nor in the signals.
         second = subprocess.run(command, env=env, cwd=tmp_path,

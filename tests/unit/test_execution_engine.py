@@ -242,18 +242,88 @@ def test_targets_stay_within_what_the_total_position_limit_leaves() -> None:
     assert not [ev for ev in out.events if ev.kind == "RISK_DENIED"]
 
 
-def test_a_replaced_order_still_counts_for_risk_until_a_report_closes_it() -> None:
+def denials(out: EngineOutput) -> list[str]:
+    return [str(ev.detail["reason"]) for ev in out.events if ev.kind == "RISK_DENIED"]
+
+
+def cancel_report(order: Submit, exec_id: int, ts_ns: int) -> dict[str, object]:
+    return {"exec_id": exec_id, "kind": "cancel", "ts_ns": ts_ns, "product": order.plan.product,
+            "client_order_id": order.client_order_id, "side": int(order.plan.side), "status": "CANCELLED"}
+
+
+def test_a_replacement_fits_what_the_cancelled_order_leaves_of_the_product_limit() -> None:
     e = engine(max_product_position_mw=6.0)
     (first,) = submits(e.on_signals([row(T0, 5.0)]))
     moved = e.on_signals([row(T0 + NS_PER_SECOND, 5.0, trade_id=2, bid=48.0, ask=50.0)])
     assert [c.reason for c in moved.commands if isinstance(c, Cancel)] == ["REPRICE"]
-    # Both could still fill (the cancel may lose the race): 5 + 5 > 6 MW, so the replacement is held back.
-    assert submits(moved) == []
-    assert [ev.detail["reason"] for ev in moved.events] == ["MAX_PRODUCT_POSITION"]
-    e.on_reports([{"exec_id": 3, "kind": "cancel", "ts_ns": T0 + 2 * NS_PER_SECOND, "product": PRODUCT,
-                   "client_order_id": first.client_order_id, "side": 1, "status": "CANCELLED"}])
-    (replacement,) = submits(e.on_signals([row(T0 + 20 * NS_PER_SECOND, 5.0, trade_id=3, bid=48.0, ask=50.0)]))
-    assert replacement.plan.quantity_mw == 5.0
+    # Both could still fill (the cancel may lose the race): the replacement is 6 - 5 = 1 MW, and risk agrees.
+    (replacement,) = submits(moved)
+    assert replacement.plan.quantity_mw == 1.0 and denials(moved) == []
+    assert e.risk.exposure_mw(PRODUCT) == 6.0
+    e.on_reports([cancel_report(first, 3, T0 + 2 * NS_PER_SECOND)])
+    assert e.risk.exposure_mw(PRODUCT) == 1.0
+
+
+def test_a_reprice_with_no_room_for_the_replacement_keeps_the_order_working() -> None:
+    e = engine(max_product_position_mw=5.0)
+    (first,) = submits(e.on_signals([row(T0, 5.0)]))
+    moved = e.on_signals([row(T0 + NS_PER_SECOND, 5.0, trade_id=2, bid=48.0, ask=50.0)])
+    assert moved.commands == [] and denials(moved) == []
+    assert e.state.working[PRODUCT].client_order_id == first.client_order_id
+    # A target that turns is urgent: the order is cancelled, and the sell waits for the cancel to be confirmed
+    # (until then the buy may still fill, and a sell beside it would reach 5 MW short of it as well).
+    turned = e.on_signals([row(T0 + 2 * NS_PER_SECOND, -5.0, trade_id=3)])
+    assert [c.reason for c in turned.commands if isinstance(c, Cancel)] == ["WRONG_SIDE"]
+    assert [s.plan.side for s in submits(turned)] == [-1] and submits(turned)[0].plan.quantity_mw == 5.0
+    assert denials(turned) == []
+
+
+@pytest.mark.parametrize(("product_limit", "total_limit", "held", "expected"), [
+    (20.0, 100.0, 0.0, 5.0),   # nothing binds but the 5 MW clip
+    (3.0, 100.0, 0.0, 3.0),    # the product limit
+    (20.0, 7.5, 5.0, 2.5),     # what the total leaves beside 5 MW held elsewhere
+    (20.0, 5.0, 5.0, None),    # nothing left in total: no order, and no denial either
+])
+def test_the_plan_stays_within_each_position_limit_and_risk_denies_nothing(
+        product_limit: float, total_limit: float, held: float, expected: float | None) -> None:
+    e = engine(max_product_position_mw=product_limit, max_total_position_mw=total_limit)
+    if held:
+        (other,) = submits(e.on_signals([row(T0, held, product=OTHER)]))
+        e.on_reports([fill(other, held, 1, "FILLED")])
+    out = e.on_signals([row(T0 + NS_PER_SECOND, 9.0, trade_id=2)])
+    assert [s.plan.quantity_mw for s in submits(out)] == ([] if expected is None else [expected])
+    assert denials(out) == []
+    assert e.risk.total_exposure_mw() <= total_limit + 1e-9 or held > total_limit
+
+
+def _products(n: int) -> list[str]:
+    return [f"DE-LU:2018-10-28T{12 + k // 4:02d}:{15 * (k % 4):02d}Z:PT15M" for k in range(n)]
+
+
+def test_the_rate_budget_is_paced_and_its_reserve_kept_for_reducing_orders() -> None:
+    # A budget of 5 orders a second, 2 of them kept for reducing orders: 3 may add exposure.
+    e = ExecutionEngine(EngineSettings(limits=RiskLimits(max_orders_per_interval=5), clip_interval_ns=0))
+    products = _products(6)
+    out = e.on_signals([row(T0, 3.0, product=p, trade_id=k) for k, p in enumerate(products)])
+    assert [s.product for s in submits(out)] == products[:3] and denials(out) == []
+    assert e.risk.orders_left(T0) == 2
+    # A product holding a position reduces within the reserve, in the same second.
+    e.on_reports([fill(submits(out)[0], 3.0, 1, "FILLED")])
+    cut = e.on_signals([row(T0 + 1, 0.0, product=products[0], trade_id=10)])
+    assert [(s.plan.side, s.plan.quantity_mw) for s in submits(cut)] == [(-1, 3.0)] and denials(cut) == []
+    # The deferred products kept their targets and go out at their next signal once the budget frees.
+    later = e.on_signals([row(T0 + NS_PER_SECOND + 1, 3.0, product=p, trade_id=20 + k)
+                          for k, p in enumerate(products[3:])])
+    assert [s.product for s in submits(later)] == products[3:] and denials(later) == []
+
+
+def test_risk_remains_the_safety_net_for_what_the_plan_does_not_size() -> None:
+    # The plan sizes within the position and rate limits; a limit on one order's volume or value it does not
+    # plan for is still caught, and each denial is an event with its numbers.
+    e = engine(max_order_value_eur=100.0)
+    out = e.on_signals([row(T0, 3.0)])
+    assert submits(out) == [] and denials(out) == ["MAX_ORDER_VALUE"]
+    assert "limit=100.00" in out.events[0].detail["detail"]
 
 
 def test_a_product_that_goes_silent_is_stale_within_the_bound_and_its_order_is_cancelled() -> None:
@@ -271,6 +341,40 @@ def test_a_product_that_goes_silent_is_stale_within_the_bound_and_its_order_is_c
     back = e.on_signals([row(T0 + 800 * NS_PER_SECOND, 3.0, trade_id=99)])
     assert [ev.kind for ev in back.events] == ["FEED_RESUMED"]
     assert len(submits(back)) == 1
+
+
+def test_r9_a_silent_product_goes_reducing_within_the_bound_still_reduces_and_comes_back_active() -> None:
+    bound_s = 600
+    e = ExecutionEngine(EngineSettings(stale_after_ns=bound_s * NS_PER_SECOND, clip_interval_ns=0))
+    (order,) = submits(e.on_signals([row(T0, 5.0)]))
+    e.on_reports([fill(order, 3.0, 1)])  # 3 MW held, 2 MW still working
+    events, commands = [], []
+    for k in range(1, 80):  # only the other product speaks, every 10 s
+        out = e.on_signals([row(T0 + k * 10 * NS_PER_SECOND, 0.0, product=OTHER, trade_id=k)])
+        events += [ev for ev in out.events if ev.product == PRODUCT]
+        commands += [c for c in out.commands if c.product == PRODUCT]
+    (stale,) = events
+    assert stale.kind == "FEED_STALE" and (stale.detail["from"], stale.detail["to"]) == ("ACTIVE", "REDUCING")
+    assert stale.detail["bound_s"] == bound_s and bound_s < stale.detail["silent_s"] <= 1.04 * bound_s + 10
+    assert stale.detail["silent_s"] == (stale.ts_ns - T0) / NS_PER_SECOND and stale.detail["position_mw"] == 3.0
+    assert [(type(c).__name__, c.client_order_id, getattr(c, "reason", None)) for c in commands] == [
+        ("Cancel", order.client_order_id, "FEED_STALE")]
+    # While it is silent, a late row of it (event time older than the bound: old news) adds nothing ...
+    more = e.on_signals([row(T0 + 100 * NS_PER_SECOND, 8.0, trade_id=50)])
+    assert more.commands == [] and more.events == []
+    # ... and may reduce, flagged reduce-only, which risk approves.
+    less = e.on_signals([row(T0 + 150 * NS_PER_SECOND, 1.0, trade_id=51)])
+    (cut,) = submits(less)
+    assert (cut.plan.side, cut.plan.quantity_mw, cut.reduce_only) == (-1, 2.0, True) and denials(less) == []
+    # It speaks again: ACTIVE, with the numbers, and it may add exposure again.
+    back = e.on_signals([row(T0 + 800 * NS_PER_SECOND, 8.0, trade_id=99)])
+    (resumed,) = [ev for ev in back.events if ev.kind == "FEED_RESUMED"]
+    assert (resumed.detail["from"], resumed.detail["to"]) == ("REDUCING", "ACTIVE")
+    # silent since T0: the late rows were old news, not the feed speaking again
+    assert resumed.detail["silent_s"] == 800.0 and resumed.detail["bound_s"] == bound_s
+    assert resumed.detail["reducing_s"] == (resumed.ts_ns - stale.ts_ns) / NS_PER_SECOND
+    assert [(s.plan.side, s.reduce_only) for s in submits(back)] == [(1, False)]
+    assert e.state.stale == {}
 
 
 def test_events_at_the_same_moment_are_distinct_rows_and_a_replay_is_the_same_row() -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.risk import DenialReason, OrderIntent, PreTradeRisk, RiskDecision, RiskLimits, RiskState
+from operators.risk import DenialReason, OpenOrder, OrderIntent, PreTradeRisk, RiskDecision, RiskLimits, RiskState
 from wattflow.domain import NS_PER_MINUTE, NS_PER_SECOND, Side
 from wattflow.enums import TradingState
 
@@ -364,3 +364,52 @@ def test_no_approved_order_lets_a_position_exceed_the_limits(actions: list[tuple
             assert risk.exposure_mw(product) == pytest.approx(worst[product], abs=1e-6)
         assert all(exposure <= _PRODUCT_LIMIT_MW + 1e-6 for exposure in worst.values()), worst
         assert sum(worst.values()) <= _TOTAL_LIMIT_MW + 1e-6, worst
+
+
+# -- headroom: what the engine plans within is exactly what the checks approve ------------------------------------
+
+_POSITION_REASONS = {"REDUCE_ONLY", "MAX_PRODUCT_POSITION", "MAX_TOTAL_POSITION"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([HOURLY, QUARTER, OTHER]), st.sampled_from([Side.BUY, Side.SELL]),
+                          st.integers(1, 80), st.booleans()), max_size=12),
+       st.tuples(st.sampled_from([HOURLY, QUARTER, OTHER]), st.sampled_from([Side.BUY, Side.SELL]), st.booleans()),
+       st.integers(5, 60), st.integers(10, 120))
+def test_headroom_is_the_largest_quantity_the_position_checks_approve(
+        book: list[tuple[str, Side, int, bool]], order: tuple[str, Side, bool], product_limit_steps: int,
+        total_limit_steps: int) -> None:
+    product, side, reduce_only = order
+    # A book of fills and open orders, some of them beyond the limits (limits lowered after they were taken).
+    risk = PreTradeRisk(wide(max_product_position_mw=product_limit_steps / 10,
+                             max_total_position_mw=total_limit_steps / 10))
+    for key, order_side, steps, filled in book:
+        if filled:
+            risk.on_fill(key, order_side, steps / 10)
+        else:
+            risk.state.open_orders[f"open-{len(risk.state.open_orders)}"] = OpenOrder(key, order_side, steps / 10)
+            risk._add_open(key, order_side, steps / 10)
+    headroom = risk.headroom_mw(product, side, reduce_only=reduce_only)
+    steps = math.floor(headroom * 10 + 1e-6)
+    if steps > 0:  # the whole headroom passes ...
+        snapshot = pickle.loads(pickle.dumps(risk.state))
+        assert PreTradeRisk(risk.limits, snapshot).check(
+            intent(quantity=steps / 10, side=side, product=product, reduce_only=reduce_only), 50.0).approved
+    # ... and one step more is denied by a position check
+    decision = risk.check(intent(quantity=(steps + 1) / 10, side=side, product=product, reduce_only=reduce_only),
+                          50.0)
+    assert not decision.approved and decision.reason in _POSITION_REASONS, (headroom, decision)
+
+
+def test_orders_left_counts_the_rate_window_as_the_check_does() -> None:
+    risk = PreTradeRisk(wide(max_orders_per_interval=3))
+    assert risk.orders_left(T0) == 3
+    for k in range(3):
+        assert risk.check(intent(ts_ns=T0 + k), 50.0).approved
+        assert risk.orders_left(T0 + k) == 2 - k
+    denied(risk.check(intent(ts_ns=T0 + 3), 50.0), "ORDER_RATE_EXCEEDED")
+    assert risk.orders_left(T0 + NS_PER_SECOND) == 1  # the first left the window (ts - 1 s, ts]
+    # An older event time counts the later entries too, as the check does: conservative, never more budget.
+    assert risk.orders_left(T0 - NS_PER_SECOND // 2) == 0
+    assert risk.check(intent(ts_ns=T0 + NS_PER_SECOND), 50.0).approved
+    assert risk.orders_left(T0 + NS_PER_SECOND) == 0
