@@ -66,6 +66,7 @@ def ensure_recovery_dir(directory: Path, partitions: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli.console import console, load_settings
+    from wattflow.shutdown import stop_on_interrupt, stop_requested
     from wattflow.stack.process import free_port
 
     settings = load_settings(args, needs=NEEDS[args.flow])
@@ -87,14 +88,21 @@ def run(args: argparse.Namespace) -> int:
         recovery = RecoveryConfig(args.recovery, backup_interval=timedelta(0)) if args.recovery else None
         console.print(f"running {args.flow} with {args.workers} worker(s)" + (" (until the end of input)" if not tail
                                                                               else " (Ctrl-C to stop)"))
+        stop_on_interrupt()
         cli_main(flow, workers_per_process=args.workers, epoch_interval=timedelta(seconds=args.snapshot_interval),
                  recovery_config=recovery)
+        if stop_requested():
+            console.print(f"{args.flow} stopped by Ctrl-C after {time.monotonic() - started:.1f} s"
+                          + (f"; its snapshot is in {args.recovery} (resume with the same --recovery)"
+                             if args.recovery else "; without --recovery the next run starts from the beginning"))
+            return 130
     else:
         addresses = [f"127.0.0.1:{free_port()}" for _ in range(args.processes)]
         children = [
             subprocess.Popen(bytewax_command(args.flow, tail=tail, batch_size=args.batch_size, workers=args.workers,
                                              recovery=args.recovery, snapshot_interval_s=args.snapshot_interval,
-                                             process_id=i, addresses=addresses), env=env)
+                                             process_id=i, addresses=addresses), env=env,
+                             start_new_session=True)  # the terminal's Ctrl-C is ours: we stop them (no Rust panic)
             for i in range(args.processes)
         ]
         console.print(f"running {args.flow} in {args.processes} processes x {args.workers} worker(s): "
@@ -104,7 +112,11 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             for child in children:
                 child.terminate()
-            codes = [child.wait() for child in children]
+            for child in children:
+                child.wait()
+            console.print(f"{args.flow} stopped by Ctrl-C after {time.monotonic() - started:.1f} s"
+                          + (f"; resume from {args.recovery} with the same --recovery" if args.recovery else ""))
+            return 130
         if any(codes):
             console.print(f"[red]a process failed[/]: exit codes {codes}")
             return 1

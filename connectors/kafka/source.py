@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient
 from wattflow.batches import RawBatch
 from wattflow.errors import KafkaError, Origin
 from wattflow.settings import KafkaSettings
+from wattflow.shutdown import stop_requested
 
 log = logging.getLogger("wattflow.kafka")
 
@@ -51,7 +52,7 @@ class _KafkaBatchPartition(StatefulSourcePartition[RawBatch, int]):
         self._awake: datetime | None = None
 
     def next_batch(self) -> list[RawBatch]:
-        if self._eof:
+        if self._eof or stop_requested():
             raise StopIteration
         messages = self._consumer.consume(self._batch_size, 0)
         if not messages:
