@@ -6,6 +6,7 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -64,10 +65,39 @@ def ensure_recovery_dir(directory: Path, partitions: int) -> None:
     init_db_dir(directory, partitions)
 
 
+class Progress:
+    """While a flow runs in this process: a line on stderr with what it has read, stored and published, every
+    5 s on a terminal, every 30 s in a pipe or a log."""
+
+    def __init__(self, flow: str, dlq_topic: str) -> None:
+        self.flow, self.dlq_topic = flow, dlq_topic
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="progress", daemon=True)
+        self.started = time.monotonic()
+
+    def __enter__(self) -> Progress:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(2)
+
+    def _run(self) -> None:
+        from wattflow.tally import TALLY, summary
+
+        every_s = 5.0 if sys.stderr.isatty() else 30.0
+        while not self.done.wait(every_s):
+            elapsed = time.monotonic() - self.started
+            sys.stderr.write(f"{self.flow} {elapsed:,.0f} s: {summary(TALLY.snapshot(), self.dlq_topic)}\n")
+            sys.stderr.flush()
+
+
 def run(args: argparse.Namespace) -> int:
     from cli.console import console, load_settings
     from wattflow.shutdown import stop_on_interrupt, stop_requested
     from wattflow.stack.process import free_port
+    from wattflow.tally import TALLY, summary
 
     settings = load_settings(args, needs=NEEDS[args.flow])
     tail = not args.no_tail
@@ -88,14 +118,21 @@ def run(args: argparse.Namespace) -> int:
         recovery = RecoveryConfig(args.recovery, backup_interval=timedelta(0)) if args.recovery else None
         console.print(f"running {args.flow} with {args.workers} worker(s)" + (" (until the end of input)" if not tail
                                                                               else " (Ctrl-C to stop)"))
+        if args.recovery is None:
+            console.print("no --recovery: every input topic is read from the beginning (with --recovery DIR a "
+                          "run resumes where the last one stopped)")
         stop_on_interrupt()
-        cli_main(flow, workers_per_process=args.workers, epoch_interval=timedelta(seconds=args.snapshot_interval),
-                 recovery_config=recovery)
+        with Progress(args.flow, settings.topics.dlq):
+            cli_main(flow, workers_per_process=args.workers,
+                     epoch_interval=timedelta(seconds=args.snapshot_interval), recovery_config=recovery)
+        done = summary(TALLY.snapshot(), settings.topics.dlq)
         if stop_requested():
-            console.print(f"{args.flow} stopped by Ctrl-C after {time.monotonic() - started:.1f} s"
+            console.print(f"{args.flow} stopped by Ctrl-C after {time.monotonic() - started:.1f} s: {done}"
                           + (f"; its snapshot is in {args.recovery} (resume with the same --recovery)"
-                             if args.recovery else "; without --recovery the next run starts from the beginning"))
+                             if args.recovery else ""))
             return 130
+        console.print(f"{args.flow} finished in {time.monotonic() - started:.1f} s: {done}")
+        return 0
     else:
         addresses = [f"127.0.0.1:{free_port()}" for _ in range(args.processes)]
         children = [

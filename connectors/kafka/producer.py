@@ -16,6 +16,7 @@ from confluent_kafka import Message, Producer
 
 from wattflow.errors import KafkaDeliveryError
 from wattflow.settings import KafkaSettings
+from wattflow.tally import TALLY
 
 log = logging.getLogger("wattflow.kafka")
 
@@ -63,6 +64,7 @@ class CheckedProducer:
             except BufferError:
                 self._producer.poll(0.05)
         self.sent += 1
+        TALLY.add("published", topic, 1)
 
     def produce_many(self, topic: str, keys: Sequence[str | bytes | None], values: Sequence[bytes],
                      timestamps_ms: Sequence[int] | None = None) -> None:
@@ -78,6 +80,7 @@ class CheckedProducer:
                 except BufferError:
                     self._producer.poll(0.05)
         self.sent += len(values)
+        TALLY.add("published", topic, len(values))
 
     def poll(self, timeout_s: float = 0.0) -> int:
         return int(self._producer.poll(timeout_s))

@@ -23,6 +23,7 @@ from wattflow.batches import RawBatch
 from wattflow.errors import KafkaError, Origin
 from wattflow.settings import KafkaSettings
 from wattflow.shutdown import stop_requested
+from wattflow.tally import TALLY
 
 log = logging.getLogger("wattflow.kafka")
 
@@ -79,6 +80,7 @@ class _KafkaBatchPartition(StatefulSourcePartition[RawBatch, int]):
         timestamps_ns = np.fromiter((m.timestamp()[1] for m in good), dtype=np.int64, count=len(good)) * 1_000_000
         # Resume from the next message, not this one.
         self._offset = int(offsets[-1]) + 1
+        TALLY.add("read", self._topic, len(good))
         return [RawBatch(self._topic, self._partition, [m.value() for m in good], offsets, timestamps_ns)]
 
     def next_awake(self) -> datetime | None:

@@ -22,6 +22,7 @@ from questdb import Sender
 
 from wattflow.errors import QuestDBError
 from wattflow.settings import QuestDBSettings
+from wattflow.tally import TALLY
 
 log = logging.getLogger("wattflow.questdb")
 
@@ -78,6 +79,8 @@ class RetryingWriter:
                     if len(item):
                         buffer.dataframe(item.frame, table_name=item.table, symbols=list(item.symbols), at=item.at)
                 sender.flush(buffer, clear=False)
+                for item in items:
+                    TALLY.add("stored", item.table, len(item))
                 return rows
             except IngressError as error:
                 waited = time.monotonic() - started
