@@ -24,3 +24,14 @@ def load_settings(args: argparse.Namespace, needs: Sequence[str] = ()) -> Settin
     log_kafka_clients(settings.state_dir)
     require_servers(settings, needs)
     return settings
+
+
+def positive(value: str) -> float:
+    """An argparse type: a number greater than zero (``--speed 0`` is a usage error, not a crash)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    return number

@@ -8,6 +8,8 @@ from typing import Any
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.console import positive
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -28,9 +30,9 @@ def register(subparsers: Any) -> None:
         help="use the Kafka and QuestDB named in the settings (e.g. docker compose) "
         "instead of starting the native stack",
     )
-    parser.add_argument("--scale", type=float, default=1.0,
+    parser.add_argument("--scale", type=positive, default=1.0,
                         help="scale the simulated day's activity (default 1: ~60k trades, ~500k book updates)")
-    parser.add_argument("--minutes", type=float, default=1.5,
+    parser.add_argument("--minutes", type=positive, default=1.5,
                         help="wall-clock minutes to play the day's ~33 hours of trading in (default 1.5; more "
                         "minutes = a slower market, less latency per market second)")
     parser.add_argument("--in-process", action="store_true",

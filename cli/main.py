@@ -70,6 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         consoles.err_console.print("interrupted")
         return 130
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
+        if args.debug:
+            traceback.print_exc()
+        what = {FileNotFoundError: "no such file", IsADirectoryError: "a directory, not a file",
+                PermissionError: "not allowed to read or write"}[type(error)]
+        consoles.err_console.print(f"[bold red]error[/] [FILE] {what}: {error.filename or error}", markup=True)
+        consoles.err_console.print("  what to do: check the path (relative paths start from "
+                                   f"{Path.cwd()})", markup=False)
+        return 1
     except Exception as error:  # a bug or an unforeseen failure: one line, the traceback with --debug
         if args.debug:
             raise

@@ -10,6 +10,8 @@ from typing import Any
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cli.console import positive
+
 
 def register(subparsers: Any) -> None:
     replay = subparsers.add_parser(
@@ -22,8 +24,8 @@ def register(subparsers: Any) -> None:
     replay.add_argument("file", type=Path, help="feed file (.jsonl, .jsonl.gz or .parquet)")
     replay.add_argument("--topic", help="target topic (default: the raw topic, WATTFLOW_TOPICS_RAW)")
     pace = replay.add_mutually_exclusive_group()
-    pace.add_argument("--speed", type=float, help="event-time speed-up: 1 = real time, 60 = a minute per second")
-    pace.add_argument("--rate", type=float, help="a fixed rate in messages per second")
+    pace.add_argument("--speed", type=positive, help="event-time speed-up: 1 = real time, 60 = a minute per second")
+    pace.add_argument("--rate", type=positive, help="a fixed rate in messages per second")
     pace.add_argument("--max", action="store_true", help="as fast as possible (the default)")
     replay.add_argument("--loop", action="store_true",
                         help="repeat the feed until interrupted (the same messages: the store's dedup keeps one copy)")
@@ -32,7 +34,7 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--pack", type=int, metavar="N",
                         help="pack each run of N consecutive events into one message per product "
                         "({\"events\": [...]}, as a feed adapter forwards a frame): far cheaper per event")
-    replay.add_argument("--delivery-timeout", type=float, default=120.0,
+    replay.add_argument("--delivery-timeout", type=positive, default=120.0,
                         help="seconds the broker has to confirm a message before it counts as failed (default 120)")
     replay.set_defaults(func=run_replay)
 
@@ -51,8 +53,12 @@ def run_replay(args: argparse.Namespace) -> int:
     from cli.console import console, load_settings
     from connectors.feeds.files import read_feed
     from connectors.kafka.replay import ReplayStats, replay
+    from connectors.feeds.files import feed_format
     from wattflow.errors import KafkaDeliveryError
 
+    feed_format(args.file)  # the input first: a wrong name or path says so before any server is asked
+    if not args.file.is_file():
+        raise FileNotFoundError(2, "no such file", str(args.file))
     settings = load_settings(args, needs=("kafka",))
     topic = args.topic or settings.topics.raw
     with console.status(f"reading {args.file}..."):

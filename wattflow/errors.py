@@ -86,3 +86,9 @@ class RecordError(WattflowError):
     def __init__(self, reason: str, message: str, *, origin: Origin | None = None) -> None:
         self.reason = reason
         super().__init__(f"{reason}: {message}", origin=origin)
+
+
+class FeedFormatError(WattflowError):
+    """A feed file wattflow cannot read as a whole (its name or format), as opposed to one bad record in it."""
+
+    code = "FEED_FORMAT"

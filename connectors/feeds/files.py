@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from wattflow.domain import AREAS, DayAheadPrice, Product, datetime_to_ns, ns_to_datetime, product_area
-from wattflow.errors import Origin, RecordError
+from wattflow.errors import FeedFormatError, Origin, RecordError
 
 TRADE, BOOK, DAYAHEAD = 0, 1, 2
 EVENT_TYPES: tuple[str, ...] = ("trade", "book", "dayahead")
@@ -444,7 +444,8 @@ def feed_format(path: str | Path) -> str:
     for suffix in ("jsonl.gz", "jsonl", "parquet"):
         if name.endswith("." + suffix):
             return suffix
-    raise ValueError(f"{path}: unknown feed format; name it *.jsonl, *.jsonl.gz or *.parquet")
+    raise FeedFormatError(f"{path}: unknown feed format",
+                          hint="name it *.jsonl, *.jsonl.gz or *.parquet (`wattflow feed --help` describes them)")
 
 
 def write_feed(frame: FeedFrame, path: str | Path) -> Path:

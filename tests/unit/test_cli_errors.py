@@ -69,3 +69,24 @@ def test_debug_shows_the_traceback_the_plain_error_hides(tmp_path: Path) -> None
     debug = wattflow("--debug", "tail", "md.ticks", tmp=tmp_path)
     assert "Traceback" not in plain.stderr and "Traceback" in debug.stderr
     assert debug.returncode == plain.returncode == 1
+
+
+@pytest.mark.parametrize(("args", "code", "expected"), [
+    (["replay", "missing.parquet"], "FILE", "no such file: missing.parquet"),
+    (["replay", "missing.jsonl"], "FILE", "no such file: missing.jsonl"),
+    (["feed", "info", "missing.jsonl"], "FILE", "no such file: missing.jsonl"),
+    (["replay", "day.csv"], "FEED_FORMAT", "unknown feed format"),
+])
+def test_an_input_mistake_is_one_line_not_a_traceback(args: list[str], code: str, expected: str,
+                                                       tmp_path: Path) -> None:
+    (tmp_path / "day.csv").write_text("ts,price\n1,2\n")
+    result = wattflow(*args, tmp=tmp_path)
+    # replay checks the broker after the file: this one is down, so only the file's error may show
+    assert_one_error(result, code)
+    assert expected in " ".join(result.stderr.split())
+
+
+def test_a_speed_of_zero_is_a_usage_error(tmp_path: Path) -> None:
+    result = wattflow("replay", "day.jsonl", "--speed", "0", tmp=tmp_path)
+    assert result.returncode == 2 and "--speed: must be greater than 0" in result.stderr
+    assert "Traceback" not in result.stderr
