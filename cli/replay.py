@@ -51,9 +51,8 @@ def register(subparsers: Any) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     from cli.console import console, load_settings
-    from connectors.feeds.files import read_feed
+    from connectors.feeds.files import feed_format, read_feed
     from connectors.kafka.replay import ReplayStats, replay
-    from connectors.feeds.files import feed_format
     from wattflow.errors import KafkaDeliveryError
 
     feed_format(args.file)  # the input first: a wrong name or path says so before any server is asked
