@@ -7,6 +7,18 @@ import signal
 import time
 from typing import Any
 
+from cli.console import HelpFormatter
+
+EXAMPLES_ADAPTER = """\
+examples:
+  # market and reports from the venue into Kafka, until Ctrl-C
+  wattflow adapter
+  # only the execution reports
+  wattflow adapter --no-market
+  # stop when the venue's feed is over
+  wattflow adapter --until-exhausted
+"""
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -18,7 +30,7 @@ def register(subparsers: Any) -> None:
         "JSON plus \"source\": \"venue\". Every message is confirmed by Kafka before the adapter moves on; a lost "
         "stream (no line, not even a heartbeat, within --idle-timeout) is resumed after the last confirmed "
         "position with exponential backoff and jitter, and recorded on the events topic. Runs until Ctrl-C.",
-    )
+        epilog=EXAMPLES_ADAPTER, formatter_class=HelpFormatter)
     parser.add_argument("--market", action=argparse.BooleanOptionalAction, default=True,
                         help="forward the market stream to the raw topic (default: yes)")
     parser.add_argument("--reports", action=argparse.BooleanOptionalAction, default=True,

@@ -8,13 +8,25 @@ from typing import Any
 import orjson
 from rich.table import Table
 
+from cli.console import HelpFormatter
+
+EXAMPLES_CONFIG = """\
+examples:
+  # every setting, its value and where it came from
+  wattflow config
+  # one group of settings
+  wattflow config --json | jq .kafka
+  # check an override before a run
+  WATTFLOW_EXECUTION_MAX_CLIP_MW=2 wattflow config
+"""
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "config", help="print the effective settings (secrets masked)",
         description="Print the settings wattflow would use now: defaults, overridden by the settings file, "
         "overridden by WATTFLOW_* environment variables. Secrets print as **********.",
-    )
+        epilog=EXAMPLES_CONFIG, formatter_class=HelpFormatter)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
 

@@ -35,3 +35,22 @@ def positive(value: str) -> float:
     if not number > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
     return number
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal (80 columns in a pipe), example blocks kept as written: a paragraph
+    whose lines after the first are indented is printed verbatim."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        paragraphs = text.strip("\n").split("\n\n")
+        out = []
+        for paragraph in paragraphs:
+            lines = paragraph.split("\n")
+            if len(lines) > 1 and all(line.startswith("  ") for line in lines[1:]):
+                out.append("\n".join(indent + line for line in lines))
+            else:
+                out.append(textwrap.fill(" ".join(paragraph.split()), width, initial_indent=indent,
+                                         subsequent_indent=indent))
+        return "\n\n".join(out)

@@ -8,7 +8,19 @@ from typing import Any
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.console import positive
+from cli.console import HelpFormatter, positive
+
+EXAMPLES_DEMO = """\
+examples:
+  # the native stack, then a simulated day traded live (~2 min)
+  wattflow demo
+  # the same day played slower (less latency per market second)
+  wattflow demo --minutes 5
+  # no servers: the day through the engine and a paper exchange
+  wattflow demo --in-process
+  # only check that Kafka and QuestDB answer
+  wattflow demo --smoke
+"""
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +36,7 @@ def register(subparsers: Any) -> None:
         "fills, fill ratio, slippage, PnL, risk denials, events), example queries and plots under "
         "<state dir>/reports. The stack keeps running so that you can explore; stop it with `wattflow stack "
         "down`.",
-    )
+        epilog=EXAMPLES_DEMO, formatter_class=HelpFormatter)
     parser.add_argument(
         "--external-stack", action="store_true",
         help="use the Kafka and QuestDB named in the settings (e.g. docker compose) "

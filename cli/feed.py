@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.console import HelpFormatter
 from wattflow.domain import AREAS, DURATIONS_MIN, delivery_day_bounds_ns, ns_to_datetime, product_area
 
 _GERMAN_GENERATION_AREAS = ("DE-LU", "DE-AT-LU")
@@ -60,12 +61,20 @@ def _positive(text: str) -> float:
     return value
 
 
+EXAMPLES_FEED = """\
+examples:
+  wattflow feed simulate --area DE-LU --day 2018-10-28 -o day.parquet
+  wattflow feed info day.parquet   events by type, time span, products
+  wattflow feed dayahead --area DE-LU --day 2018-10-28 -o da.jsonl
+"""
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "feed", help="make and inspect recorded feeds (simulated intraday days, day-ahead prices)",
         description="Recorded feeds are JSON lines (*.jsonl, *.jsonl.gz: one Kafka raw message per line) or "
         "Parquet (*.parquet), chosen by the output file name.",
-    )
+        epilog=EXAMPLES_FEED, formatter_class=HelpFormatter)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     simulate = actions.add_parser(

@@ -11,7 +11,18 @@ from typing import Any
 
 import orjson
 
+from cli.console import HelpFormatter
 from wattflow.settings import Settings
+
+EXAMPLES_KILL = """\
+examples:
+  # stop trading, cancel everything, wait for confirmation
+  wattflow kill --halt --reason "venue incident"
+  # only position-reducing orders from now on
+  wattflow kill --reduce
+  # trade again
+  wattflow kill --resume
+"""
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +35,7 @@ def register(subparsers: Any) -> None:
         "state on the events topic and, for --halt/--reduce, the venue to confirm the cancel-all on the orders "
         "topic, and prints how long each took. A command sent while no execution flow runs applies when it "
         "starts (it reads the control topic from its last position).",
-    )
+        epilog=EXAMPLES_KILL, formatter_class=HelpFormatter)
     state = parser.add_mutually_exclusive_group(required=True)
     state.add_argument("--halt", dest="command", action="store_const", const="halt", help="stop all trading")
     state.add_argument("--reduce", dest="command", action="store_const", const="reduce",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cli import adapter, config, demo, feed, kill, positions, replay, run, stack, tail, topics, venue
 from cli import console as consoles
+from cli.console import HelpFormatter
 from wattflow import __version__
 from wattflow.errors import WattflowError
 
@@ -31,10 +32,21 @@ features and signals, and trade under pre-trade risk checks. Settings come from 
 variables and an optional settings file (see `wattflow config`).
 """
 
+_EXAMPLES = """\
+first steps:
+  # the stack, then a simulated day traded live, then its report
+  wattflow demo
+  # what the broker holds, and the demo run's orders
+  wattflow topics
+  wattflow tail orders --run latest -n 20
+  # every command has its own help and examples
+  wattflow COMMAND --help
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="wattflow", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="wattflow", description=_DESCRIPTION, epilog=_EXAMPLES, formatter_class=HelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"wattflow {__version__}")
     parser.add_argument(

@@ -12,6 +12,7 @@ import orjson
 from rich.table import Table
 from rich.text import Text
 
+from cli.console import HelpFormatter
 from connectors.questdb.sql import QuestDBClient
 from wattflow.domain import Product, area_rules
 from wattflow.errors import QuestDBError
@@ -25,6 +26,16 @@ _SAFE = re.compile(r"^[A-Za-z0-9:\-_.]+$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+EXAMPLES_POSITIONS = """\
+examples:
+  # the latest position of every product, and the TOTAL
+  wattflow positions
+  # one area, one JSON object per line
+  wattflow positions --area DE-LU --json
+  wattflow positions --history --product DE-LU:2018-10-28T12:00Z:PT15M
+"""
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "positions", help="show positions and PnL per product (marked to market) from QuestDB",
@@ -32,7 +43,7 @@ def register(subparsers: Any) -> None:
         "positions table: signed MW, average and mark prices (EUR/MWh), realised, unrealised and total PnL (EUR), "
         "MW traded, and imbalance exposure (what was still open at gate closure), with the account TOTAL last. "
         "--history shows how one product's row (TOTAL by default) changed over time.",
-    )
+        epilog=EXAMPLES_POSITIONS, formatter_class=HelpFormatter)
     parser.add_argument("--product",
                         help="only this product key (e.g. DE-LU:2018-10-28T12:00Z:PT15M), and the account TOTAL")
     parser.add_argument("--area", help="only products of this delivery area (e.g. DE-LU)")

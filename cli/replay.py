@@ -10,7 +10,23 @@ from typing import Any
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.console import positive
+from cli.console import HelpFormatter, positive
+
+EXAMPLES_REPLAY = """\
+examples:
+  wattflow replay day.parquet                  as fast as the broker takes it
+  wattflow replay day.parquet --speed 60       a market minute per second
+  wattflow replay day.parquet --rate 5000 --loops 3
+  wattflow replay day.jsonl --topic md.raw.test --limit 1000
+"""
+
+
+EXAMPLES_RECORD = """\
+examples:
+  # every clean trade into a feed file
+  wattflow record md.ticks ticks.parquet
+  wattflow record md.raw.sim raw.jsonl --idle-timeout 10
+"""
 
 
 def register(subparsers: Any) -> None:
@@ -20,7 +36,7 @@ def register(subparsers: Any) -> None:
         "Kafka message keyed by product, on an absolute schedule: message i is due at start + (event time i "
         "- first event time) / speed, or start + i / rate. Delivery reports are checked: unconfirmed messages "
         "are counted and make the exit code non-zero.",
-    )
+        epilog=EXAMPLES_REPLAY, formatter_class=HelpFormatter)
     replay.add_argument("file", type=Path, help="feed file (.jsonl, .jsonl.gz or .parquet)")
     replay.add_argument("--topic", help="target topic (default: the raw topic, WATTFLOW_TOPICS_RAW)")
     pace = replay.add_mutually_exclusive_group()
@@ -42,9 +58,9 @@ def register(subparsers: Any) -> None:
         "record", help="write a topic back into a feed file",
         description="Read a topic from the beginning to its end and write its events to FILE (.jsonl or "
         ".parquet). Packed clean-topic messages (md.ticks, md.book) are unpacked into events.",
-    )
-    record.add_argument("topic")
-    record.add_argument("file", type=Path)
+        epilog=EXAMPLES_RECORD, formatter_class=HelpFormatter)
+    record.add_argument("topic", help="the topic to read (`wattflow topics` lists them)")
+    record.add_argument("file", type=Path, help="the feed file to write (.jsonl, .jsonl.gz or .parquet)")
     record.add_argument("--idle-timeout", type=float, default=5.0, help="stop after this many idle seconds")
     record.set_defaults(func=run_record)
 

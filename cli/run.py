@@ -12,12 +12,27 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cli.console import HelpFormatter
+
 #: Dataflows by name: the import string `python -m bytewax.run` takes.
 #: The servers each flow cannot start without (the venue may be down: the order sink waits for it).
 NEEDS = {"trading": ("kafka",), "store": ("kafka", "questdb"), "ingest": ("kafka", "questdb"),
          "signals": ("kafka",), "execution": ("kafka",)}
 FLOWS = {"trading": "flows.trading:get_flow", "store": "flows.store:get_flow", "ingest": "flows.ingest:get_flow",
          "signals": "flows.signals:get_flow", "execution": "flows.execution:get_flow"}
+
+
+EXAMPLES_RUN = """\
+examples:
+  # tick to order, following the raw topic (Ctrl-C stops)
+  wattflow run trading
+  # everything into QuestDB, resumable
+  wattflow run store -r .wattflow/recovery/store
+  # the raw topic once, to its end
+  wattflow run ingest --no-tail
+  # 2 processes x 2 workers, with recovery
+  wattflow run trading -p 2 -w 2 -r rec/
+"""
 
 
 def register(subparsers: Any) -> None:
@@ -28,7 +43,7 @@ def register(subparsers: Any) -> None:
         "partitions are the unit of parallelism, so workers beyond the partition count idle. With "
         "`--recovery DIR` the flow snapshots its state every --snapshot-interval seconds and resumes from the "
         "last snapshot after a crash (rows written twice are absorbed by QuestDB's dedup keys).",
-    )
+        epilog=EXAMPLES_RUN, formatter_class=HelpFormatter)
     parser.add_argument("flow", choices=sorted(FLOWS))
     parser.add_argument("-w", "--workers", type=int, default=1, help="worker threads per process (default 1)")
     parser.add_argument("-p", "--processes", type=int, default=1, help="processes on this host (default 1)")

@@ -7,7 +7,19 @@ from typing import Any
 
 from rich.table import Table
 
+from cli.console import HelpFormatter
 from wattflow.settings import Settings
+
+EXAMPLES_STACK = """\
+examples:
+  # fetch the jars once, start Kafka and QuestDB, create topics and tables
+  wattflow stack up
+  # is each server running? (for scripts)
+  wattflow stack status --json
+  wattflow stack logs kafka -n 100 the last 100 lines of Kafka's log
+  # stop everything this state directory started
+  wattflow stack down
+"""
 
 
 def register(subparsers: Any) -> None:
@@ -18,7 +30,7 @@ def register(subparsers: Any) -> None:
         "fetched once with Maven into WATTFLOW_STACK_CACHE_DIR (default ~/.cache/wattflow). With WATTFLOW_VENUE_FEED "
         "set, the paper venue is started too (on WATTFLOW_VENUE_HOST:PORT, at WATTFLOW_VENUE_SPEED; its keys are "
         "WATTFLOW_VENUE_API_KEY / WATTFLOW_VENUE_ADMIN_KEY, or made once and kept in <state dir>/venue/keys.json).",
-    )
+        epilog=EXAMPLES_STACK, formatter_class=HelpFormatter)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="fetch (once), start both servers, create topics and tables",
                             description="Start whatever is not running (and the paper venue when "

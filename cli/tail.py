@@ -8,14 +8,19 @@ from typing import Any
 
 import orjson
 
+from cli.console import HelpFormatter
 from wattflow.domain import ns_to_datetime
 
 EXAMPLES = """\
 examples:
-  wattflow tail md.ticks                      every clean trade from the beginning, then new ones
-  wattflow tail orders --run latest -n 20     the latest demo run's first 20 orders (orders.d<run>)
-  wattflow tail dlq --json -e                 every dead letter as JSON, stop at the end
-  wattflow tail signals --from end            only signals written from now on
+  # every clean trade from the beginning, then new ones
+  wattflow tail md.ticks
+  # the latest demo run's first 20 orders (orders.d<run>)
+  wattflow tail orders --run latest -n 20
+  # every dead letter as JSON, stop at the end
+  wattflow tail dlq --json -e
+  # only signals written from now on
+  wattflow tail signals --from end
   wattflow tail md.ticks --from 2026-12-06T10:00Z --product DE-LU
 """
 
@@ -28,7 +33,7 @@ def register(subparsers: Any) -> None:
         "features and signals (one line per row), orders, execution reports, events, positions and the "
         "dead-letter topic (reason and origin). What it reads and waits for goes to stderr; the messages to "
         "stdout. `wattflow topics` lists the topics.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES, formatter_class=HelpFormatter)
     parser.add_argument("topic", help="topic name, e.g. md.ticks, signals, orders, dlq (`wattflow topics`)")
     parser.add_argument("--run", metavar="ID",
                         help="a demo run's copy of the topic (<topic>.d<ID>); `latest` for the newest run")

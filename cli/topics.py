@@ -8,11 +8,16 @@ from typing import Any
 
 import orjson
 
+from cli.console import HelpFormatter
+
 EXAMPLES = """\
 examples:
-  wattflow topics                 every topic: partitions, messages, newest message
-  wattflow topics orders          topics whose name contains "orders" (a demo run's orders.d<run> too)
-  wattflow topics --json | jq .   the same as JSON, oldest and newest times in ms
+  # every topic: partitions, messages, newest message
+  wattflow topics
+  # topics whose name contains "orders" (a demo run's orders.d<run> too)
+  wattflow topics orders
+  # the same as JSON, oldest and newest times in ms
+  wattflow topics --json | jq .
 """
 
 
@@ -22,7 +27,7 @@ def register(subparsers: Any) -> None:
         description="List the broker's topics with their partition count, the messages a reader from the "
         "beginning gets (high minus low watermark), and when the oldest and newest were written. A demo "
         "run's topics end in .d<run id>.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES, formatter_class=HelpFormatter)
     parser.add_argument("pattern", nargs="?", help="only topics whose name contains this")
     parser.add_argument("--all", action="store_true", help="include Kafka's internal topics (__consumer_offsets)")
     parser.add_argument("--json", action="store_true", help="one JSON object per topic and line")

@@ -7,6 +7,18 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from cli.console import HelpFormatter
+
+EXAMPLES_VENUE = """\
+examples:
+  # the day's market in real time on port 8700
+  wattflow venue --feed day.parquet
+  # a market minute per second
+  wattflow venue --feed day.parquet --speed 60
+  # a manual clock (POST /admin/clock)
+  wattflow venue --feed day.parquet --speed 0
+"""
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -15,7 +27,7 @@ def register(subparsers: Any) -> None:
         "GET /fills, /reports, /book/{product}, /health; admin: /admin/faults (down, error_5xx, timeout, slow, "
         "drop) and /admin/clock. Clients send X-API-Key (WATTFLOW_VENUE_API_KEY; a random one is made and "
         "printed if unset). Binds to WATTFLOW_VENUE_HOST:WATTFLOW_VENUE_PORT (default 127.0.0.1:8700).",
-    )
+        epilog=EXAMPLES_VENUE, formatter_class=HelpFormatter)
     parser.add_argument("--feed", type=Path, required=True, help="feed file (.jsonl, .jsonl.gz or .parquet)")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="market clock: event time x SPEED against wall time (default 1); 0 = manual clock "

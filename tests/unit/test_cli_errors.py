@@ -90,3 +90,21 @@ def test_a_speed_of_zero_is_a_usage_error(tmp_path: Path) -> None:
     result = wattflow("replay", "day.jsonl", "--speed", "0", tmp=tmp_path)
     assert result.returncode == 2 and "--speed: must be greater than 0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_command_has_examples_and_fits_80_columns(tmp_path: Path) -> None:
+    from cli.main import COMMANDS, build_parser
+
+    parser = build_parser()
+    names = [action.choices for action in parser._actions if isinstance(action.choices, dict)][0]
+    assert len(names) >= len(COMMANDS)
+    wide: dict[str, list[str]] = {}
+    missing = []
+    for name in ["", *names]:
+        result = wattflow(*([name] if name else []), "--help", tmp=tmp_path)
+        assert result.returncode == 0, result.stderr
+        if "examples:" not in result.stdout and "first steps:" not in result.stdout:
+            missing.append(name or "wattflow")
+        wide[name or "wattflow"] = [line for line in result.stdout.splitlines() if len(line) > 80]
+    assert missing == []
+    assert {name: lines for name, lines in wide.items() if lines} == {}
