@@ -96,7 +96,7 @@ def test_every_command_has_examples_and_fits_80_columns(tmp_path: Path) -> None:
     from cli.main import COMMANDS, build_parser
 
     parser = build_parser()
-    names = [action.choices for action in parser._actions if isinstance(action.choices, dict)][0]
+    names = next(action.choices for action in parser._actions if isinstance(action.choices, dict))
     assert len(names) >= len(COMMANDS)
     wide: dict[str, list[str]] = {}
     missing = []
