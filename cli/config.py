@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         console.print_json(orjson.dumps(masked, default=str).decode())
         return 0
-    table = Table(title="wattflow settings", show_lines=False)
-    table.add_column("environment variable")
-    table.add_column("value")
+    table = Table(title="wattflow settings", show_lines=False, box=None, title_justify="left")
+    table.add_column("environment variable", no_wrap=True)  # copied into a shell: never cut
+    table.add_column("value", overflow="fold")
     for name, value in _flatten(masked):
         table.add_row(f"WATTFLOW_{name.upper()}", "" if value is None else str(value))
     console.print(table)

@@ -115,11 +115,19 @@ def _gate(row: dict[str, Any], exposure: float) -> str:
     return "closed" if row["gate_closed"] else "open"
 
 
-def positions_table(rows: list[dict[str, Any]], title: str, *, history: bool = False) -> Table:
+#: Columns in the order they are given up when the terminal is too narrow (the first column always stays).
+_DROP_ORDER = ("avg\nprice", "traded\nMW", "unrealised\nPnL", "realised\nPnL", "state", "mark\nprice",
+               "imbalance\nMW")
+
+
+def positions_table(rows: list[dict[str, Any]], title: str, *, history: bool = False,
+                    width: int | None = None) -> Table:
     """The rows as a table, products (or, with ``history``, times and trading states) first; imbalance exposure
     in bold red.
 
-    No cell is ever cut or wrapped, only headers shrink: a cut number would be worse than a wide table.
+    No cell is ever cut or wrapped: a cut number would be worse than a missing column. When the table is wider
+    than ``width``, whole columns are left out in :data:`_DROP_ORDER` (position, PnL and gate stay) and the
+    caption names them.
     """
     headers = ["time (UTC)" if history else "product", "position\nMW", "avg\nprice", "mark\nprice",
                "realised\nPnL", "unrealised\nPnL", "PnL", "traded\nMW", "imbalance\nMW", "gate",
@@ -141,15 +149,28 @@ def positions_table(rows: list[dict[str, Any]], title: str, *, history: bool = F
             f"[bold red]{_number(exposure, 1, signed=not is_total)}[/]" if exposure else "0.0",
             _gate(row, exposure), *([str(row["trading_state"])] if history else []),
         ])
-    table = Table(title=title, title_justify="left", caption="MW signed (buy +, sell -), prices EUR/MWh, money EUR",
-                  caption_justify="left")
-    for column, header in enumerate(headers):
-        width = max((Text.from_markup(cells[column]).cell_len for cells in body), default=1)
+    widths = [max(max(len(line) for line in header.split("\n")),
+                  max((Text.from_markup(cells[column]).cell_len for cells in body), default=1))
+              for column, header in enumerate(headers)]
+    keep = list(range(len(headers)))
+    left_out = []
+    for header in _DROP_ORDER:
+        if width is None or sum(widths[c] + 3 for c in keep) + 1 <= width:
+            break
+        if header in headers:
+            keep.remove(headers.index(header))
+            left_out.append(header.replace("\n", " "))
+    caption = "MW signed (buy +, sell -), prices EUR/MWh, money EUR"
+    if left_out:
+        caption += f"; left out to fit: {', '.join(left_out)} (--json has every field)"
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    for column in keep:
         numeric = 0 < column <= 8
-        table.add_column(header, justify="right" if numeric else "left", no_wrap=True, min_width=width)
+        table.add_column(headers[column], justify="right" if numeric else "left", no_wrap=True,
+                         min_width=widths[column])
     for index, cells in enumerate(body):
         before_total = not history and index == len(rows) - 2 and rows[-1]["product"] == TOTAL
-        table.add_row(*cells, end_section=before_total)
+        table.add_row(*[cells[c] for c in keep], end_section=before_total)
     return table
 
 
@@ -205,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         newest = max(rows, key=lambda r: str(r["ts"]))  # ISO strings of one format sort as times
         title = (f"positions{scope} as of {_when(newest['ts'], milliseconds=False)} UTC, trading state "
                  f"{newest['trading_state']} ({count} product{'' if count == 1 else 's'}; TOTAL is the account)")
-    console.print(positions_table(rows, title, history=args.history))
+    console.print(positions_table(rows, title, history=args.history, width=console.width))
     exposed = [r for r in rows if r["product"] != TOTAL and (r.get("imbalance_exposure_mw") or 0.0)]
     if exposed and not args.history:
         console.print(f"[bold red]{len(exposed)} product(s) left open at gate closure[/]: their position settles "
