@@ -126,6 +126,7 @@ def register(subparsers: Any) -> None:
     info = actions.add_parser("info", help="summarise a feed file: events by type, time span, products",
                               description="Reads the whole file (JSON lines or Parquet) and checks every line.")
     info.add_argument("file", type=Path, metavar="FILE", help="a feed file")
+    info.add_argument("--json", action="store_true", help="one JSON object (for scripts)")
     info.set_defaults(func=run_info)
 
 
@@ -226,6 +227,17 @@ def run_info(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with console.status(f"reading {args.file} ..."):
         frame = read_feed(args.file)
+    if args.json:
+        import orjson
+
+        print(orjson.dumps({
+            "file": str(args.file), "bytes": args.file.stat().st_size, "events": len(frame),
+            "by_type": {name: int(n) for name, n in frame.counts_by_type().items()},
+            "products": frame.products(), "areas": sorted({product_area(key) for key in frame.keys}),
+            "sources": list(frame.sources),
+            "first_ts_ns": int(frame.ts_ns.min()) if len(frame) else None,
+            "last_ts_ns": int(frame.ts_ns.max()) if len(frame) else None}).decode())
+        return 0
     table = _summary(f"feed {args.file.name}", frame, args.file, {"read": time.perf_counter() - started})
     durations = frame.duration_min[frame.event_type != 2]
     if len(durations):

@@ -149,8 +149,8 @@ def positions_table(rows: list[dict[str, Any]], title: str, *, history: bool = F
             f"[bold red]{_number(exposure, 1, signed=not is_total)}[/]" if exposure else "0.0",
             _gate(row, exposure), *([str(row["trading_state"])] if history else []),
         ])
-    widths = [max(max(len(line) for line in header.split("\n")),
-                  max((Text.from_markup(cells[column]).cell_len for cells in body), default=1))
+    widths = [max(*(len(line) for line in header.split("\n")),
+                  *(Text.from_markup(cells[column]).cell_len for cells in body), 1)
               for column, header in enumerate(headers)]
     keep = list(range(len(headers)))
     left_out = []

@@ -43,6 +43,7 @@ def register(subparsers: Any) -> None:
     status = actions.add_parser("status", help="report each server: running, stopped, dead or unresponsive",
                                 description="Exit code 0 when every server (the venue too, when the stack "
                                 "has one) runs and answers, 1 otherwise.")
+    status.add_argument("--json", action="store_true", help="one JSON object per server (for scripts)")
     status.set_defaults(func=run_status)
     logs = actions.add_parser("logs", help="print the last lines of a server's logs")
     logs.add_argument("server", choices=["kafka", "questdb", "venue"])
@@ -112,6 +113,13 @@ def run_status(args: argparse.Namespace) -> int:
 
     settings = load_settings(args)
     statuses = Stack(settings).status()
+    if args.json:
+        import orjson
+
+        for status in statuses:
+            print(orjson.dumps({"server": status.name, "state": status.state, "pid": status.pid,
+                                "addresses": status.addresses, "detail": status.detail}).decode())
+        return 0 if all(s.healthy for s in statuses) else 1
     table = Table(title=f"wattflow stack ({settings.state_dir})")
     for column in ("server", "state", "pid", "addresses", "detail"):
         table.add_column(column)
