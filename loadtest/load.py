@@ -2,8 +2,8 @@
 
 A feed file is sent as it came (malformed rows included, as raw messages), restricted to its busiest
 ``products`` if asked. Each pass over the feed (a *loop*) is rewritten so that the store keeps every pass:
-event times and delivery periods move forward by ``loop x shift`` (whole weeks, at least the feed's span, so
-products stay open at the same local hours and keys never collide), ``seq`` becomes the message's index in the
+event times and delivery periods move forward by ``loop x 52 weeks`` (more for a feed longer than that), so
+products open and close at the same local hours and keys never collide, ``seq`` becomes the message's index in the
 run and ``source`` the run's tag. That makes every stored row traceable to one message sent (keyed, exact).
 
 Open loop: message i is due at ``start + offset_i`` where the offsets come from ``--rate`` (``i / rate``) or
@@ -21,9 +21,12 @@ from connectors.feeds.files import DAYAHEAD, FeedFrame, RawFeed, json_lines
 from wattflow.domain import Product
 
 NS = 1_000_000_000
-WEEK_NS = 7 * 24 * 3600 * NS
+#: One loop's move: 52 weeks keeps the weekday, and the daylight-saving days of one year fall on the same
+#: days of the next (last Sundays of March and October), so every event stays inside its trading window.
+YEAR_OF_WEEKS_NS = 364 * 24 * 3600 * NS
 #: ``kind`` of a message that is not a valid event (sent as it came from the file).
 BAD = -1
+DAYAHEAD_KIND = DAYAHEAD
 
 
 @dataclass
@@ -69,12 +72,12 @@ def busiest_products(frame: FeedFrame, count: int) -> list[str]:
 
 
 def loop_shift_ns(frame: FeedFrame) -> int:
-    """Whole weeks covering the feed's span (event times and delivery periods): one loop's move."""
+    """Whole 52-week years covering the feed's span (event times and delivery periods): one loop's move."""
     if not len(frame):
-        return WEEK_NS
+        return YEAR_OF_WEEKS_NS
     low = int(min(frame.ts_ns.min(), frame.delivery_start_ns.min()))
     high = int(max(frame.ts_ns.max(), frame.delivery_start_ns.max())) + 24 * 3600 * NS
-    return max(1, -(-(high - low) // WEEK_NS)) * WEEK_NS
+    return max(1, -(-(high - low) // YEAR_OF_WEEKS_NS)) * YEAR_OF_WEEKS_NS
 
 
 def shifted(frame: FeedFrame, shift_ns: int, first_seq: int, source: str) -> FeedFrame:
@@ -95,9 +98,10 @@ def shifted(frame: FeedFrame, shift_ns: int, first_seq: int, source: str) -> Fee
 
 
 def build_load(feed: RawFeed, *, source: str, rate_per_s: float | None, speed: float | None, duration_s: float,
-               products: int | None = None, max_messages: int | None = None) -> Load:
+               products: int | None = None, max_messages: int | None = None, first_loop: int = 0) -> Load:
     """Enough loops of ``feed`` to fill ``duration_s`` at the pace asked (``rate_per_s`` messages/s, or
-    ``speed`` x event time; neither: the feed once, as fast as possible)."""
+    ``speed`` x event time; neither: the feed once, as fast as possible). Loops are numbered from
+    ``first_loop``, so that successive phases of a run never repeat a message."""
     frame = feed.frame
     bad_rows = list(feed.bad_rows)
     if products:
@@ -123,7 +127,7 @@ def build_load(feed: RawFeed, *, source: str, rate_per_s: float | None, speed: f
         wanted = min(wanted, max_messages)
     loops = -(-wanted // per_loop)
     parts: dict[str, list[object]] = {k: [] for k in ("values", "keys", "ts", "kind", "seq", "product", "trade")}
-    for loop in range(loops):
+    for loop in range(first_loop, first_loop + loops):
         moved = shifted(frame, loop * shift, loop * per_loop, source)
         values, keys, ts = RawFeed(moved, tuple(bad_rows)).messages()
         kind = np.full(len(values), BAD, np.int8)

@@ -65,7 +65,7 @@ class Observer(threading.Thread):
         self.stored_curve: list[tuple[int, int]] = []  # (wall ns, rows visible)
         self.orders: list[dict[str, Any]] = []
         self.latencies_ns: list[int] = []  # intended -> answered, as orders come (the live p99)
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self._consumer = Consumer({**settings.kafka.client_config(), "group.id": f"loadtest-{source}-orders",
                                    "enable.auto.commit": False, "fetch.wait.max.ms": 50})
         topic = settings.topics.orders
@@ -114,7 +114,7 @@ class Observer(threading.Thread):
         last_process_ns = 0
         cpu: dict[str, float] = {}
         rss: dict[str, float] = {}
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             began = time.monotonic()
             try:
                 self.read_orders()
@@ -140,7 +140,7 @@ class Observer(threading.Thread):
                     self.on_sample(sample)
             except Exception as error:  # a sample lost is reported, never fatal to the run
                 self.error = f"{type(error).__name__}: {error}"
-            self._stop.wait(max(self.poll_s - (time.monotonic() - began), 0.01))
+            self._stopping.wait(max(self.poll_s - (time.monotonic() - began), 0.01))
 
     def _processes(self) -> tuple[dict[str, float], dict[str, float]]:
         cpu, rss = {}, {}
@@ -161,7 +161,7 @@ class Observer(threading.Thread):
                 venue_call(self.venue_port, "/admin/clock", {"ts_ns": newest}, timeout_s=2)
 
     def finish(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self.join(30)
         with contextlib.suppress(Exception):
             for _ in range(5):

@@ -164,8 +164,21 @@ def init_topics_and_tables(settings: Settings) -> None:
     from connectors.questdb.sql import QuestDBClient
     from connectors.questdb.tables import ensure_tables
 
+    from connectors.kafka.admin import topic_partitions
+    from wattflow.errors import KafkaError
+
     ensure_topics(settings.kafka, settings.topics.all_topics(), settings.topics.replication_factor)
     ensure_tables(QuestDBClient(settings.questdb))
+    deadline = time.monotonic() + 30
+    for topic in settings.topics.all_topics():  # a topic created a moment ago may not be in the metadata yet
+        while True:
+            try:
+                topic_partitions(settings.kafka, topic)
+                break
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 @contextlib.contextmanager
