@@ -18,14 +18,16 @@ examples:
   wattflow loadtest day.parquet --speed 600             # event time x600 on an absolute schedule
   wattflow loadtest day.parquet --ramp 1000,2000,5000,10000   # the maximum sustainable rate, with its rule
   wattflow loadtest day.parquet --soak 60 --rate 2000   # an hour: RSS slope per process, fails if one grows
-  wattflow loadtest day.parquet --own-stack --products 4 --out results/ --compare results/earlier.json
+  wattflow loadtest day.parquet --own-stack --products 4 --out results/ \
+      --compare results/earlier.json
 
 Open loop: message i is due at start + i/rate (or its event time / speed); latency counts from that intended
 time, so a slow system cannot slow the load down and hide its latency, and the sender's own delay is reported.
-Loops over the feed: pass k moves every event time and delivery period k x 52 weeks forward (product keys
-too; the same weekday and daylight-saving days), numbers seq from k x feed length and sets source to the run's tag, so the store keeps every pass and
-each stored row is traced to the message sent. A malformed or incomplete row of the feed is sent as it came
-(the flows dead-letter it with its origin) unless --strict.
+Loops over the feed: pass k moves every event time and delivery period k x 52 weeks forward
+(product keys too; the same weekday and daylight-saving days), numbers seq from k x feed length
+and sets source to the run's tag, so the store keeps every pass and each stored row is traced to
+the message sent. A malformed or incomplete row of the feed is sent as it came (the flows
+dead-letter it with its origin) unless --strict.
 """
 
 

@@ -84,11 +84,11 @@ def shifted(frame: FeedFrame, shift_ns: int, first_seq: int, source: str) -> Fee
     """The frame moved ``shift_ns`` forward (event times, delivery starts, product keys), ``seq`` numbered
     from ``first_seq``, ``source`` set."""
     keys = []
-    for key in frame.keys:
-        if ":" in key and shift_ns:
-            product = Product.parse(key)
-            key = Product(product.area, product.delivery_start_ns + shift_ns, product.duration_min).key
-        keys.append(key)
+    for name in frame.keys:
+        if ":" in name and shift_ns:
+            product = Product.parse(name)
+            name = Product(product.area, product.delivery_start_ns + shift_ns, product.duration_min).key  # noqa: PLW2901
+        keys.append(name)
     return FeedFrame(event_type=frame.event_type, ts_ns=frame.ts_ns + shift_ns, key_code=frame.key_code,
                      keys=tuple(keys), side=frame.side, level=frame.level, price_eur_per_mwh=frame.price_eur_per_mwh,
                      quantity_mw=frame.quantity_mw, trade_id=frame.trade_id,
@@ -145,7 +145,7 @@ def build_load(feed: RawFeed, *, source: str, rate_per_s: float | None, speed: f
             parts[name].append(value)
     values_all = [v for chunk in parts["values"] for v in chunk][:wanted]  # type: ignore[attr-defined]
     keys_all = [k for chunk in parts["keys"] for k in chunk][:wanted]  # type: ignore[attr-defined]
-    ts_all = np.concatenate(parts["ts"])[:wanted]  # type: ignore[arg-type]
+    ts_all: NDArray[np.int64] = np.concatenate(parts["ts"])[:wanted]  # type: ignore[arg-type]
     load = Load(values_all, keys_all, np.zeros(len(values_all), np.int64), ts_all,
                 np.concatenate(parts["kind"])[:wanted], np.concatenate(parts["seq"])[:wanted],  # type: ignore[arg-type]
                 np.concatenate(parts["product"])[:wanted], np.concatenate(parts["trade"])[:wanted],  # type: ignore[arg-type]

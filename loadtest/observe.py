@@ -145,10 +145,9 @@ class Observer(threading.Thread):
     def _processes(self) -> tuple[dict[str, float], dict[str, float]]:
         cpu, rss = {}, {}
         for name, process in self.processes.items():
-            with contextlib.suppress(psutil.Error):
-                with process.oneshot():
-                    cpu[name] = process.cpu_percent(None)
-                    rss[name] = process.memory_info().rss / 2**20
+            with contextlib.suppress(psutil.Error), process.oneshot():
+                cpu[name] = process.cpu_percent(None)
+                rss[name] = process.memory_info().rss / 2**20
         return cpu, rss
 
     def _move_venue_clock(self) -> None:

@@ -84,7 +84,8 @@ def environment_for(settings: Settings) -> dict[str, str]:
     return env
 
 
-def flow_env(settings: Settings, venue_port: int, *, tuned: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
+def flow_env(settings: Settings, venue_port: int, *, tuned: bool,
+             extra: dict[str, str] | None = None) -> dict[str, str]:
     env = environment_for(settings)
     env.update({"WATTFLOW_VENUE_PORT": str(venue_port), "WATTFLOW_VENUE_HOST": "127.0.0.1",
                 "WATTFLOW_VENUE_API_KEY": API_KEY, "WATTFLOW_VENUE_TIMEOUT_S": "2", **FREE_ENGINE})
@@ -124,10 +125,12 @@ def start_venue(logs: Path, products: list[str], clock_ns: int, *, latency_ms: f
 
     events = []
     for key in products:
-        events += [BookEvent(clock_ns, key, Side.BUY, 0, 49.0, 30.0), BookEvent(clock_ns, key, Side.SELL, 0, 51.0, 30.0)]
+        events += [BookEvent(clock_ns, key, Side.BUY, 0, 49.0, 30.0),
+                   BookEvent(clock_ns, key, Side.SELL, 0, 51.0, 30.0)]
     feed = write_feed(handmade_feed(events), logs / "venue-feed.jsonl")
     port = free_port()
-    env = {**environment_for(Settings.load(os.devnull)), "WATTFLOW_VENUE_API_KEY": API_KEY}
+    env = {**os.environ, "WATTFLOW_VENUE_API_KEY": API_KEY,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))}
     child = start_child("venue", [sys.executable, "-m", "paper.server", "--feed", str(feed), "--port", str(port),
                                   "--admin-key", ADMIN_KEY, "--rate-limit", "0", "--speed", "0",
                                   "--latency-ms", str(latency_ms)], env, logs)
@@ -160,11 +163,9 @@ def venue_first_posts(port: int) -> tuple[dict[str, int], int]:
 
 
 def init_topics_and_tables(settings: Settings) -> None:
-    from connectors.kafka.admin import ensure_topics
+    from connectors.kafka.admin import ensure_topics, topic_partitions
     from connectors.questdb.sql import QuestDBClient
     from connectors.questdb.tables import ensure_tables
-
-    from connectors.kafka.admin import topic_partitions
     from wattflow.errors import KafkaError
 
     ensure_topics(settings.kafka, settings.topics.all_topics(), settings.topics.replication_factor)

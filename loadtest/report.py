@@ -54,7 +54,8 @@ def markdown(document: dict[str, Any]) -> str:
         lines += [f"## {phase['phase']}: {'sustained' if phase['sustained'] else 'NOT sustained'}", "",
                   f"target {phase['rate_per_s']:,.0f}/s, achieved {phase['achieved_rate_per_s']:,.0f}/s, sender p99 "
                   f"{fmt_ms(phase['sender_behind_ms']['p99'])} ms behind its schedule", "",
-                  "| stage | count | missing | p50 | p90 | p99 | p99.9 | max (ms) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| stage | count | missing | p50 | p90 | p99 | p99.9 | max (ms) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for name in STAGES:
             s = phase["stages_ms"].get(name)
             if s:
@@ -106,7 +107,8 @@ def plots(document: dict[str, Any], out_dir: Path) -> list[Path]:
         t = [s["t_s"] for s in samples]
         ax = axes[0][1]
         sent = [s["sent"] for s in samples]
-        achieved = [0.0] + [(b - a) / max(tb - ta, 1e-9) for a, b, ta, tb in zip(sent, sent[1:], t, t[1:], strict=False)]
+        achieved = [0.0] + [(b - a) / max(tb - ta, 1e-9)
+                            for a, b, ta, tb in zip(sent, sent[1:], t, t[1:], strict=False)]
         ax.plot(t, achieved, label="achieved (messages/s)")
         ax.axhline(phase["rate_per_s"], color="grey", linestyle="--", label="target")
         ax.set_title("rate")

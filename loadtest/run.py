@@ -8,6 +8,7 @@ trading flow and the store flow, each its own process, tuned for latency unless 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -92,10 +93,9 @@ class LoadTest:
             child.stop()
         from connectors.kafka.admin import admin_client
 
-        try:  # this run's topics go with it
+        # This run's topics go with it (best effort: a stack that went away has no topics to delete).
+        with contextlib.suppress(Exception):
             admin_client(self.settings.kafka).delete_topics([getattr(self.settings.topics, n) for n in TOPIC_NAMES])
-        except Exception:  # noqa: S110 - best effort; a stack that went away has no topics to delete
-            pass
 
     def check(self) -> None:
         for child in self.children:
@@ -118,7 +118,8 @@ class LoadTest:
         drained = self._drain(observer, load)
         observer.finish()
         self.check()
-        observed = self._read_back(load, sender, observer, phase, stored_before, dayahead_before)
+        observed = self._read_back(load, sender, observer, phase, stored_before=stored_before,
+                                   dayahead_before=dayahead_before)
         with_truth = time.monotonic()
         store = expected_store(load)
         orders = expected_orders(load, self.env)
@@ -159,7 +160,7 @@ class LoadTest:
                 return True
         return False
 
-    def _read_back(self, load: Load, sender: OpenLoopSender, observer: Observer, phase: Phase,
+    def _read_back(self, load: Load, sender: OpenLoopSender, observer: Observer, phase: Phase, *,
                    stored_before: int, dayahead_before: int) -> Observed:
         from connectors.questdb.sql import QuestDBClient
 

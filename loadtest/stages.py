@@ -82,6 +82,7 @@ def analyse(load: Load, observed: Observed, store: ExpectedStore, expected: dict
     index_of_offset = {int(o): i for i, o in enumerate(load.offsets_ns.tolist())} if len(load) < 5_000_000 else {}
     submits: dict[str, dict[str, Any]] = {}
     decided_count: Counter[str] = Counter()
+    record: dict[str, Any] | None
     for record in observed.orders:
         if record.get("action") == "SUBMIT" and record.get("decided_wall_ns"):
             decided_count[record["client_order_id"]] += 1
@@ -133,7 +134,7 @@ def analyse(load: Load, observed: Observed, store: ExpectedStore, expected: dict
     stage("intended->stored", intended[store_rows][keep], stored_at - intended[store_rows][keep],
           int((measured[store_rows] & ~ok).sum()))
 
-    counts = count(load, observed, store, expected, submits, decided_count)
+    counts = count(load, observed, store, expected, submits=submits, decided_count=decided_count)
     return {
         "counts": counts,
         "stages_ms": {name: summary_ms(values, missing) for name, (_, values, missing) in latencies.items()},
@@ -142,7 +143,7 @@ def analyse(load: Load, observed: Observed, store: ExpectedStore, expected: dict
     }
 
 
-def count(load: Load, observed: Observed, store: ExpectedStore, expected: dict[str, ExpectedOrder],
+def count(load: Load, observed: Observed, store: ExpectedStore, expected: dict[str, ExpectedOrder], *,
           submits: dict[str, dict[str, Any]], decided_count: Counter[str]) -> dict[str, Any]:
     """Every stage's count against the truth, keyed: what arrived, what was lost, what came twice."""
     sent = int((observed.sent_ns > 0).sum())

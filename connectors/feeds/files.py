@@ -465,7 +465,7 @@ def _split_parquet(table: pa.Table, path: Path, bad_rows: list[BadRow]) -> pa.Ta
     bad = _incomplete_rows(table)
     if not bad.any():
         return table
-    good_before = np.cumsum(~bad) - (~bad)
+    good_before: NDArray[np.int64] = np.cumsum(~bad) - (~bad)
     for row in np.flatnonzero(bad).tolist():
         record = {k: v for k, v in table.slice(row, 1).to_pylist()[0].items() if k in _PARQUET_COLUMNS}
         bad_rows.append(BadRow(int(good_before[row]), orjson.dumps(record), f"{path.name}:row {row}",
