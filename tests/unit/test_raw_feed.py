@@ -25,7 +25,7 @@ def test_jsonl_null_time_row_is_kept_in_place(tmp_path: Path, lines: list[bytes]
     broken = orjson.dumps({**orjson.loads(lines[9]), "ts_ns": None})
     path = tmp_path / "day.jsonl"
     path.write_bytes(b"\n".join([*lines[:9], broken, *lines[10:]]) + b"\n")
-    with pytest.raises(RecordError, match="day.jsonl:10"):
+    with pytest.raises(RecordError, match=r"day\.jsonl:10"):
         read_feed(path)
     feed = read_raw_feed(path)
     assert [(row.before, row.origin, row.reason) for row in feed.bad_rows] == [(9, "day.jsonl:10", "BAD_FIELD_TYPE")]
