@@ -130,7 +130,8 @@ class LoadTest:
         # Lag is judged while the load runs, not in the drain after it.
         sending = [sample for sample in samples if sample["sent"] < len(sent_load)]
         ok, detail = sustained(result, sending or samples, p99_ms=self.options.p99_bound_ms,
-                               lag_ms=self.options.lag_bound_ms, growth_ms=self.options.lag_growth_ms, rate_per_s=phase.rate_per_s)
+                               lag_ms=self.options.lag_bound_ms, growth_ms=self.options.lag_growth_ms,
+                               rate_per_s=phase.rate_per_s)
         delays = sender.send_delay_ns()
         return {
             "phase": phase.name, "rate_per_s": phase.rate_per_s, "ramp": phase.ramp, "soak": phase.soak,
