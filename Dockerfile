@@ -9,6 +9,7 @@ COPY connectors ./connectors
 COPY paper ./paper
 COPY cli ./cli
 COPY reports ./reports
+COPY loadtest ./loadtest
 COPY data ./data
 RUN pip install --no-cache-dir .
 USER nobody

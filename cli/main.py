@@ -15,14 +15,14 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from cli import adapter, config, demo, feed, kill, positions, replay, run, stack, tail, topics, venue
+from cli import adapter, config, demo, feed, kill, loadtest, positions, replay, run, stack, tail, topics, venue
 from cli import console as consoles
 from cli.console import HelpFormatter
 from wattflow import __version__
 from wattflow.errors import WattflowError
 
 #: The command groups, in the order ``--help`` lists them.
-COMMANDS = (demo, stack, feed, replay, run, topics, tail, venue, adapter, kill, positions, config)
+COMMANDS = (demo, stack, feed, replay, loadtest, run, topics, tail, venue, adapter, kill, positions, config)
 
 _DESCRIPTION = """\
 wattflow: a streaming power-trading engine for European short-term power markets.

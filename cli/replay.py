@@ -50,6 +50,9 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--pack", type=int, metavar="N",
                         help="pack each run of N consecutive events into one message per product "
                         "({\"events\": [...]}, as a feed adapter forwards a frame): far cheaper per event")
+    replay.add_argument("--strict", action="store_true",
+                        help="refuse the whole file for one malformed or incomplete row (default: send such a row as "
+                        "it came, as a raw message that the flows dead-letter with its origin)")
     replay.add_argument("--delivery-timeout", type=positive, default=120.0,
                         help="seconds the broker has to confirm a message before it counts as failed (default 120)")
     replay.set_defaults(func=run_replay)
@@ -77,21 +80,22 @@ def run_replay(args: argparse.Namespace) -> int:
     settings = load_settings(args, needs=("kafka",))
     topic = args.topic or settings.topics.raw
     with console.status(f"reading {args.file}..."):
-        from connectors.feeds.files import json_lines
+        from connectors.feeds.files import RawFeed, read_raw_feed
 
-        frame = read_feed(args.file)
+        raw_feed = RawFeed(read_feed(args.file), ()) if args.strict else read_raw_feed(args.file)
+        values, keys, ts_ns = raw_feed.messages()
         if args.limit:
-            import numpy as np
-
-            frame = frame.take(np.arange(min(args.limit, len(frame))))
-        values = json_lines(frame)
-        keys = frame.key_strings().tolist()
-        ts_ns = frame.ts_ns
+            values, keys, ts_ns = values[:args.limit], keys[:args.limit], ts_ns[:args.limit]
         events = len(values)
-        if args.pack and args.pack > 1:
-            from connectors.kafka.replay import pack_messages
+    if raw_feed.bad_rows:
+        first = raw_feed.bad_rows[0]
+        console.print(f"[yellow]{len(raw_feed.bad_rows):,} malformed or incomplete rows[/] sent as they came (the "
+                      f"flows dead-letter them with their origin), first: {first.origin} {first.reason}; --strict "
+                      "refuses such a file")
+    if args.pack and args.pack > 1:
+        from connectors.kafka.replay import pack_messages
 
-            values, keys, ts_ns = pack_messages(values, keys, ts_ns, args.pack)
+        values, keys, ts_ns = pack_messages(values, keys, ts_ns, args.pack)
     loops = 0 if args.loop else args.loops
     stopping = {"now": False}
 

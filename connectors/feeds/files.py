@@ -348,16 +348,54 @@ def _append_event(columns: _Columns, event: Any, path: Path, line: int) -> None:
     row["source_code"].append(columns.sources.setdefault(source, len(columns.sources)))
 
 
-def _read_json_lines(path: Path, handle: Iterable[bytes]) -> FeedFrame:
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """A row of a feed file that is not a valid event, kept as it came: ``before`` good events precede it."""
+
+    before: int
+    payload: bytes
+    origin: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RawFeed:
+    """A feed file as it came: its valid events (a FeedFrame) and its malformed or incomplete rows."""
+
+    frame: FeedFrame
+    bad_rows: tuple[BadRow, ...]
+
+    def messages(self) -> tuple[list[bytes], list[str | None], NDArray[np.int64]]:
+        """Every row as a raw Kafka message in file order: (values, keys, event times). A bad row is sent
+        as it came (the flows dead-letter it with its origin), keyed by nothing, due with the event before it."""
+        values: list[bytes] = json_lines(self.frame)
+        keys: list[str | None] = list(self.frame.key_strings().tolist())
+        ts = self.frame.ts_ns.tolist()
+        for shift, row in enumerate(self.bad_rows):
+            at = row.before + shift
+            values.insert(at, row.payload)
+            keys.insert(at, None)
+            ts.insert(at, ts[at - 1] if at > 0 else (ts[at] if at < len(ts) else 0))
+        return values, keys, np.asarray(ts, dtype=np.int64)
+
+
+def _read_json_lines(path: Path, handle: Iterable[bytes], bad_rows: list[BadRow] | None = None) -> FeedFrame:
+    """With ``bad_rows`` given, a row that is not a valid event is kept there instead of refusing the file."""
     columns = _Columns()
     for line_number, raw in enumerate(handle, start=1):
         if not raw.strip():
             continue
         try:
-            event = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            raise _bad_line("MALFORMED_JSON", str(error), path, line_number) from None
-        _append_event(columns, event, path, line_number)
+            try:
+                event = orjson.loads(raw)
+            except orjson.JSONDecodeError as error:
+                raise _bad_line("MALFORMED_JSON", str(error), path, line_number) from None
+            _append_event(columns, event, path, line_number)
+        except RecordError as error:
+            if bad_rows is None:
+                raise
+            bad_rows.append(BadRow(len(columns.values["ts_ns"]), raw.rstrip(b"\r\n"), f"{path.name}:{line_number}",
+                                   error.reason))
     try:
         return columns.frame()
     except OverflowError as error:
@@ -403,10 +441,46 @@ def _codes(column: pa.ChunkedArray) -> tuple[NDArray[np.int64], list[str]]:
     return codes, [str(name) for name in array.dictionary.to_pylist()]
 
 
+#: Columns every event of a type must have (not null) in a Parquet feed.
+_PARQUET_REQUIRED = {
+    "trade": ("ts_ns", "product", "side", "price_eur_per_mwh", "quantity_mw", "trade_id", "source", "seq"),
+    "book": ("ts_ns", "product", "side", "level", "price_eur_per_mwh", "quantity_mw", "source", "seq"),
+    "dayahead": ("ts_ns", "area", "delivery_start_ns", "duration_min", "price_eur_per_mwh", "source", "seq"),
+}
+
+
+def _incomplete_rows(table: pa.Table) -> NDArray[np.bool_]:
+    """Rows of an unknown type or with a null where their type needs a value."""
+    types = np.asarray(table["type"].combine_chunks().cast(pa.string()).fill_null("").to_pylist(), dtype=object)
+    bad = ~np.isin(types, list(_PARQUET_REQUIRED))
+    for name, required in _PARQUET_REQUIRED.items():
+        rows = types == name
+        for column in required:
+            bad |= rows & np.asarray(table[column].is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    return bad
+
+
+def _split_parquet(table: pa.Table, path: Path, bad_rows: list[BadRow]) -> pa.Table:
+    """Move the incomplete rows of ``table`` into ``bad_rows`` (as JSON objects, nulls kept); the rest."""
+    bad = _incomplete_rows(table)
+    if not bad.any():
+        return table
+    good_before: NDArray[np.int64] = np.cumsum(~bad) - (~bad)
+    for row in np.flatnonzero(bad).tolist():
+        record = {k: v for k, v in table.slice(row, 1).to_pylist()[0].items() if k in _PARQUET_COLUMNS}
+        bad_rows.append(BadRow(int(good_before[row]), orjson.dumps(record), f"{path.name}:row {row}",
+                               "INCOMPLETE_ROW"))
+    return table.filter(pa.array(~bad))
+
+
 def _from_table(table: pa.Table, path: Path) -> FeedFrame:
     missing = [name for name in _PARQUET_COLUMNS if name not in table.column_names]
     if missing:
         raise RecordError("BAD_SCHEMA", f"missing columns {missing}", origin=Origin(file=str(path)))
+    incomplete = np.flatnonzero(_incomplete_rows(table))
+    if len(incomplete):
+        raise RecordError("INCOMPLETE_ROW", f"row {int(incomplete[0])} has a null where its type needs a value "
+                          f"({len(incomplete)} such rows)", origin=Origin(file=str(path), line=int(incomplete[0])))
     type_codes, type_names = _codes(table["type"])
     event_type = np.array([_TYPE_CODES.get(name, -1) for name in type_names] or [0], np.int8)[type_codes]
     if (event_type < 0).any() or (type_codes < 0).any():
@@ -477,3 +551,24 @@ def read_feed(path: str | Path) -> FeedFrame:
             return _read_json_lines(source, compressed)
     with source.open("rb") as handle:
         return _read_json_lines(source, handle)
+
+
+def read_raw_feed(path: str | Path) -> RawFeed:
+    """A feed file as it comes: its valid events, and each malformed or incomplete row kept with its origin
+    (``file:line``) and reason instead of refusing the whole file (what :func:`read_feed` does)."""
+    source = Path(path)
+    kind = feed_format(source)
+    bad_rows: list[BadRow] = []
+    if kind == "parquet":
+        table = pq.read_table(source)
+        missing = [name for name in _PARQUET_COLUMNS if name not in table.column_names]
+        if missing:
+            raise RecordError("BAD_SCHEMA", f"missing columns {missing}", origin=Origin(file=str(source)))
+        frame = _from_table(_split_parquet(table, source, bad_rows), source)
+    elif kind == "jsonl.gz":
+        with gzip.open(source, "rb") as compressed:
+            frame = _read_json_lines(source, compressed, bad_rows)
+    else:
+        with source.open("rb") as handle:
+            frame = _read_json_lines(source, handle, bad_rows)
+    return RawFeed(frame, tuple(bad_rows))
