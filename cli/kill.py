@@ -22,6 +22,8 @@ examples:
   wattflow kill --reduce
   # trade again
   wattflow kill --resume
+  # the state now, who set it and why
+  wattflow kill --status
 """
 
 
@@ -41,6 +43,8 @@ def register(subparsers: Any) -> None:
     state.add_argument("--reduce", dest="command", action="store_const", const="reduce",
                        help="only position-reducing orders")
     state.add_argument("--resume", dest="command", action="store_const", const="resume", help="trade again")
+    state.add_argument("--status", dest="command", action="store_const", const="status",
+                       help="only show the state: the last change the flow confirmed, and commands not yet applied")
     parser.add_argument("--reason", default="", help="why (kept in the event)")
     parser.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                         help="how long to wait for confirmation (default 10; 0: do not wait)")
@@ -126,10 +130,46 @@ def send_kill(settings: Settings, command: str, *, reason: str = "", wait_s: flo
     return KillResult(command_id, sent, state_s, cancel_s, cancelled)
 
 
+def kill_status(settings: Settings) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The latest ``TRADING_STATE_CHANGED`` event (None: no change recorded, the flow starts ACTIVE) and the
+    control commands written after it that no event confirms yet."""
+    from connectors.kafka.reader import read_topic
+
+    changes = [item.event for item in read_topic(settings.kafka, settings.topics.events, idle_timeout_s=1.0)
+               if item.event.get("kind") == "TRADING_STATE_CHANGED"]
+    latest = max(changes, key=lambda e: int((e.get("detail") or {}).get("applied_wall_ns") or 0), default=None)
+    confirmed = {str((e.get("detail") or {}).get("command_id")) for e in changes}
+    since = int((latest or {}).get("detail", {}).get("command_wall_ns") or 0)
+    pending = [item.event for item in read_topic(settings.kafka, settings.topics.control, idle_timeout_s=1.0)
+               if str(item.event.get("id")) not in confirmed and int(item.event.get("wall_ns") or 0) > since]
+    return latest, pending
+
+
+def run_status(settings: Settings) -> int:
+    from cli.console import console
+    from wattflow.domain import ns_to_datetime
+
+    latest, pending = kill_status(settings)
+    if latest is None:
+        console.print("ACTIVE: no state change recorded on the events topic (a trading flow starts ACTIVE)")
+    else:
+        detail = latest.get("detail") or {}
+        when = ns_to_datetime(int(detail.get("applied_wall_ns") or 0)).strftime("%Y-%m-%d %H:%M:%S UTC")
+        why = f", reason: {detail['reason']}" if detail.get("reason") else ""
+        console.print(f"{detail.get('to', '?')} since {when} (from {detail.get('from', '?')}, by "
+                      f"{detail.get('by') or '?'}{why})")
+    for command in pending:
+        console.print(f"[yellow]pending[/]: {command.get('command')} sent by {command.get('by') or '?'} is not "
+                      "confirmed by a flow yet (it applies when the trading flow reads it)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from cli.console import console, err_console, load_settings
 
     settings = load_settings(args, needs=("kafka",))
+    if args.command == "status":
+        return run_status(settings)
     result = send_kill(settings, args.command, reason=args.reason, wait_s=args.wait)
     state = {"halt": "HALTED", "reduce": "REDUCING", "resume": "ACTIVE"}[args.command]
     console.print(f"sent {args.command} to {settings.topics.control} (id {result.command_id[:12]})")

@@ -104,6 +104,11 @@ def test_kill_switch_under_load_halts_and_cancels_everything(
                 assert done.returncode == 0, done.stdout + done.stderr
                 assert "HALTED after" in done.stdout and "cancel-all confirmed" in done.stdout
                 halted, cancelled = halted + 1, cancelled + 1
+                status = subprocess.run([python(), "-m", "cli", "kill", "--status"], env=env,
+                                        capture_output=True, text=True, timeout=60, check=False)
+                assert status.returncode == 0, status.stderr
+                said = " ".join(status.stdout.split())
+                assert said.startswith("HALTED since") and "reason: R7" in said and "pending" not in said, said
             else:
                 result = send_kill(s, "halt", reason="R7", wait_s=20)
                 halted += result.state_after_s is not None
