@@ -65,6 +65,8 @@ def register(subparsers: Any) -> None:
     record.add_argument("topic", help="the topic to read (`wattflow topics` lists them)")
     record.add_argument("file", type=Path, help="the feed file to write (.jsonl, .jsonl.gz or .parquet)")
     record.add_argument("--idle-timeout", type=float, default=5.0, help="stop after this many idle seconds")
+    record.add_argument("--dedup", action="store_true",
+                        help="keep one copy of events that repeat exactly (a feed replayed twice into the topic)")
     record.set_defaults(func=run_record)
 
 
@@ -138,31 +140,49 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def run_record(args: argparse.Namespace) -> int:
-    from cli.console import console, load_settings
-    from connectors.feeds.files import read_feed, write_feed
+    import orjson
+
+    from cli.console import console, err_console, load_settings
+    from connectors.feeds.files import feed_format, read_raw_feed, write_feed
     from connectors.kafka.reader import read_topic
 
+    feed_format(args.file)  # a wrong file name says so before the topic is read
     settings = load_settings(args, needs=("kafka",))
-    count = 0
-    suffix = "".join(args.file.suffixes)
+    origins: list[str] = []  # the Kafka origin of each line written, to name a bad one
+    skipped: list[tuple[str, str]] = []  # (origin, why) of messages that are not market events
+    seen: set[bytes] = set()
+    repeats = 0
     with tempfile.TemporaryDirectory() as scratch:
         lines_path = Path(scratch) / "events.jsonl"
         with lines_path.open("wb") as out, console.status(f"reading {args.topic}...") as status:
             for item in read_topic(settings.kafka, args.topic, idle_timeout_s=args.idle_timeout):
+                origin = f"{item.topic}[{item.partition}]@{item.offset}"
                 if item.event.get("type") not in ("trade", "book", "dayahead"):
+                    skipped.append((origin, f"not a market event (type {item.event.get('type')!r})"))
                     continue
                 event = {k: v for k, v in item.event.items() if k != "recv_ns"}
-                import orjson
-
-                out.write(orjson.dumps(event) + b"\n")
-                count += 1
-                if count % 10_000 == 0:
-                    status.update(f"reading {args.topic}: {count:,} events")
-        frame = read_feed(lines_path)
-        if suffix in (".jsonl", ".jsonl.gz", ".parquet"):
-            write_feed(frame, args.file)
-        else:
-            console.print(f"[red]unknown feed suffix {suffix!r}[/]: use .jsonl, .jsonl.gz or .parquet")
-            return 2
-    console.print(f"recorded {count:,} events from {args.topic} into {args.file}")
+                line = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+                if args.dedup:
+                    if line in seen:
+                        repeats += 1
+                        continue
+                    seen.add(line)
+                out.write(line + b"\n")
+                origins.append(origin)
+                if len(origins) % 10_000 == 0:
+                    status.update(f"reading {args.topic}: {len(origins):,} events")
+        raw = read_raw_feed(lines_path)
+        for bad in raw.bad_rows:
+            line_number = int(bad.origin.rsplit(":", 1)[-1])
+            skipped.append((origins[line_number - 1], bad.reason))
+        write_feed(raw.frame, args.file)
+    dedup = f", {repeats:,} repeats left out (--dedup)" if args.dedup else ""
+    console.print(f"recorded {len(raw.frame):,} events from {args.topic} into {args.file}{dedup}")
+    if skipped:
+        err_console.print(f"[yellow]left out {len(skipped):,} messages that are not valid market events[/] "
+                          "(they stay in the topic; the flows dead-letter them):", highlight=False)
+        for origin, why in skipped[:5]:
+            err_console.print(f"  {origin}: {why}", highlight=False, markup=False)
+        if len(skipped) > 5:
+            err_console.print(f"  ... and {len(skipped) - 5:,} more", highlight=False)
     return 0

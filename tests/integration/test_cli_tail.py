@@ -5,6 +5,7 @@ run's copy of a topic is found by `--run latest`."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import orjson
 import pytest
@@ -69,3 +70,23 @@ def test_tail_finds_a_demo_runs_topic_and_names_the_closest_for_a_typo(settings:
     assert typo.returncode == 1
     assert "does not exist" in typo.stderr and f"did you mean {base.topics.orders}" in " ".join(typo.stderr.split())
     assert "Traceback" not in typo.stderr
+
+
+def test_record_keeps_valid_events_names_the_bad_ones_and_dedups_on_request(settings: Settings, unique: str,
+                                                                            tmp_path: Path) -> None:
+    from connectors.feeds.files import read_feed
+
+    s = with_topics(settings, unique, partitions=1)
+    good = [trade(i, f"src-{unique}") for i in range(3)]
+    produce(s, s.topics.raw, [*good, good[0], b'{"type": "trade", "ts_ns": null}'])
+    env = flow_env(s)
+
+    plain = wattflow(env, "record", s.topics.raw, str(tmp_path / "all.parquet"), "--idle-timeout", "2")
+    assert plain.returncode == 0, plain.stderr
+    once = wattflow(env, "record", s.topics.raw, str(tmp_path / "once.parquet"), "--idle-timeout", "2", "--dedup")
+    assert once.returncode == 0, once.stderr
+    all_ids = sorted(read_feed(tmp_path / "all.parquet").trade_id.tolist())
+    once_ids = sorted(read_feed(tmp_path / "once.parquet").trade_id.tolist())
+    assert (all_ids, once_ids) == ([0, 0, 1, 2], [0, 1, 2])
+    assert f"{s.topics.raw}[0]@4" in plain.stderr and "left out 1 messages" in " ".join(plain.stderr.split())
+    assert "1 repeats left out" in " ".join(once.stdout.split())
