@@ -18,7 +18,7 @@ import pytest
 
 from connectors.kafka.reader import read_topic
 from connectors.venue.order_sink import PARTITION, OrderSink, _OrderSinkPartition
-from paper.limits import FaultConfig, RequestLog
+from paper.limits import FaultConfig, RequestRecord
 from paper.server import VenueServer
 from tests.helpers import with_topics
 from tests.trading import KEY, T0, acks_at_venue, orders, start_venue, venue_settings
@@ -72,16 +72,9 @@ def settle(part: _OrderSinkPartition, timeout_s: float = 60.0) -> None:
     part.snapshot()
 
 
-def posts(log: list[RequestLog], cid: str | None = None) -> list[RequestLog]:
-    return [r for r in log if r.method == "POST" and r.path == "/orders"] if cid is None else \
-        [r for r in log if r.method == "POST" and r.path == "/orders" and r.status and _cid_of(r) == cid]
-
-
-_POSTED: dict[tuple[int, float], str] = {}
-
-
-def _cid_of(entry: RequestLog) -> str:
-    return _POSTED.get((entry.connection, entry.started_s), "")
+def posts(log: list[RequestRecord], cid: str | None = None) -> list[RequestRecord]:
+    """The order entries (``POST /orders``) in the venue's log, of ``cid`` only if given."""
+    return [r for r in log if r.method == "POST" and r.path == "/orders" and (cid is None or r.client_order_id == cid)]
 
 
 def final_submit_records(records: list[dict[str, Any]]) -> Counter[str]:
@@ -112,7 +105,8 @@ def test_write_batch_returns_while_a_slow_venue_holds_the_orders(settings: Setti
     records = orders(s)
     assert final_submit_records(records) == Counter(ids) == Counter(acks_at_venue(venue))
     assert {r["status"] for r in records} == {"ACKED"}
-    assert len(posts(venue.traffic().log)) == 8  # no retry: each order was sent once
+    log = venue.traffic().log
+    assert len(posts(log)) == 8 and all(len(posts(log, cid)) == 1 for cid in ids)  # no retry: each sent once
     for r in records:  # the venue's 1.5 s is between the send and the answer
         assert r["decided_wall_ns"] <= r["sent_wall_ns"] < r["answered_wall_ns"] - 1_400_000_000
     print(f"\nslow venue: write_batch returned after {returned_after * 1000:.1f} ms with 4 orders in flight and 4 "
