@@ -221,7 +221,9 @@ class OrderSink(FixedPartitionedSink[EngineOutput, DispatcherState]):
                              breaker=CircuitBreaker(venue.breaker_failures, venue.breaker_reset_s))
         producer = CheckedProducer(self.kafka, **{"client.id": f"wattflow-{step_id}-{for_part}",
                                                   **self.producer_config})
-        dispatcher = Dispatcher(OrderDesk(client), max_in_flight=venue.max_in_flight)
+        # Reconciled with the venue before anything goes out, at every start (after a crash the venue may hold
+        # orders and have made fills the snapshot does not know of).
+        dispatcher = Dispatcher(OrderDesk(client), max_in_flight=venue.max_in_flight, reconcile_first=True)
         # A command that makes no progress for this long is given up on at close: every attempt timed out, with
         # the longest backoff between them, and the breaker's reset on top.
         stall_s = venue.timeout_s * venue.max_attempts + client.max_backoff_s * venue.max_attempts \
