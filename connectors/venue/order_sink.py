@@ -7,6 +7,12 @@ sink partition gets a :meth:`~_OrderSinkPartition.snapshot` call at the end of e
 recovery), before the epoch's snapshot commits; its state is a
 :class:`~connectors.venue.dispatcher.DispatcherState` (below).
 
+**Reconciliation first.** At every start (a resume after a crash above all) the dispatcher asks the venue, before
+any command goes out (the restored ones included), for its open orders, its execution reports since the highest
+``exec_id`` the sink had seen (carried in the snapshot) and the status of the snapshot's UNKNOWN orders
+(``connectors.venue.reconcile``); the ``VENUE_RECONCILED`` event on ``events`` records the result. While the venue
+cannot be asked, it is tried again at each drain and every command waits, queued (and in the snapshot).
+
 ``write_batch`` never waits on the venue or on Kafka:
 
 1. the kill switch first (:func:`~connectors.venue.desk.kill_switch_first`: a batch's submits decided before its
