@@ -23,6 +23,7 @@ What the venue's log says of a decision (each ``POST /orders`` as received, befo
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -81,6 +82,7 @@ class R10Result:
     extra: list[tuple[Trigger | None, Terms]]
     two_ids: list[tuple[Terms, list[str]]]  # terms -> the ids sent beyond the decisions with those terms
     superseded: int  # decisions every POST of which failed, cancelled at the venue after them
+    replays: int  # order entries the venue answered as a replay of an id it had (200): a resend, not a new order
     positions: dict[str, tuple[float, float]]  # product -> (flow's position, venue's fills), every product
     position_differences: list[tuple[str, float, float]]
 
@@ -94,7 +96,8 @@ class R10Result:
         return "\n".join([
             f"R10: {self.decisions} decisions; {self.requests} requests at the venue, retries included",
             f"  ({self.order_entries} order entries; faults: {faults or 'none'});",
-            f"  {self.orders_at_venue} orders at the venue; same decision under two ids {len(self.two_ids)};",
+            f"  {self.orders_at_venue} orders at the venue ({self.replays} entries answered as replays);",
+            f"  same decision under two ids {len(self.two_ids)};",
             f"  decisions lost {len(self.lost)} ({self.superseded} cancelled before they got through), "
             f"extra {len(self.extra)};",
             f"  positions of {len(self.positions)} products vs the venue's fills: "
@@ -146,4 +149,30 @@ def r10_check(decisions: Mapping[tuple[Trigger | None, Terms], str], triggers: M
                                                                                                 abs_tol=1e-6)]
     return R10Result(len(decisions), len(requests), len(entries), dict(Counter(r["fault"] for r in requests)),
                      len(set(orders_at_venue)), sorted(lost, key=repr), sorted(extra, key=repr),
-                     sorted(two_ids, key=repr), superseded, positions, differences)
+                     sorted(two_ids, key=repr), superseded, sum(1 for r in entries if r["status"] == 200), positions,
+                     differences)
+
+
+def first_orders_after_reconciliation(requests: Sequence[Mapping[str, Any]], starts_ns: Sequence[int]
+                                      ) -> tuple[int, list[str]]:
+    """For each start of the flow (the wall times its processes were started, in order), from the venue's log:
+    the requests that arrived from that start until the next belong to it; its first order entry or cancel must
+    arrive after its reconciliation (``GET /orders``, then ``GET /reports``) was answered. How many starts sent an
+    order or cancel at all, and a description of each start that sent one first."""
+    bounds = [*starts_ns, 2**63]
+    active, wrong = 0, []
+    for k, (start, end) in enumerate(itertools.pairwise(bounds)):
+        window = [r for r in requests if start <= r["wall_ns"] < end]
+        trades = [r for r in window if (r["method"], r["path"]) in (("POST", "/orders"), ("DELETE", "/orders"))
+                  or (r["method"] == "DELETE" and r["path"].startswith("/orders/"))]
+        if not trades:
+            continue
+        active += 1
+        first = trades[0]
+        asked = [r for r in window if r["method"] == "GET" and r["path"] == "/orders" and processed(r)]
+        reported = [r for r in window if r["method"] == "GET" and r["path"] == "/reports" and processed(r)
+                    and r["ended_s"] <= first["started_s"]]
+        if not asked or not reported or asked[0]["started_s"] > first["started_s"]:
+            wrong.append(f"start {k}: {first['method']} {first['path']} {first['client_order_id']} before "
+                         f"the reconciliation was answered")
+    return active, wrong

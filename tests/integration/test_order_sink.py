@@ -55,8 +55,15 @@ def sink_settings(settings: Settings, unique: str, venue: VenueServer, **client:
 
 
 def build(s: Settings, **options: Any) -> _OrderSinkPartition:
+    """A sink partition that has reconciled with the venue (its first task at every start), so that a test's
+    requests are its own."""
     part = OrderSink(s.venue, s.kafka, s.topics, **options).build_part("orders", PARTITION, None)
     assert isinstance(part, _OrderSinkPartition)
+    deadline = time.monotonic() + 30
+    while not part.dispatcher.reconciled:
+        assert time.monotonic() < deadline, "the sink did not reconcile with the venue"
+        part.write_batch([EngineOutput()])
+        time.sleep(0.01)
     return part
 
 
@@ -208,7 +215,9 @@ def test_snapshot_confirms_everything_on_its_topics(settings: Settings, unique: 
     positions = [e.event for e in read_topic(s.kafka, s.topics.positions, idle_timeout_s=3)]
     assert [(p["product"], p["position_mw"], p["pnl_eur"]) for p in positions] == [(KEY, 1.5, 7.5)]
     events = [e.event for e in read_topic(s.kafka, s.topics.events, idle_timeout_s=3)]
-    assert [(e["kind"], e["source"]) for e in events] == [("RISK_DENIED", "execution")]
+    assert [(e["kind"], e["source"]) for e in events] == [("VENUE_RECONCILED", "execution"),
+                                                          ("RISK_DENIED", "execution")]
+    assert events[0]["detail"]["since_exec_id"] == 0  # a first start: every report of the venue was asked for
     dead = [e.event for e in read_topic(s.kafka, s.topics.dlq, idle_timeout_s=3)]
     assert [(d["reason"], d["origin"]) for d in dead] == [("BAD_SIGNALS_MESSAGE", f"{s.topics.signals}[0]@7")]
 
