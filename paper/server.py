@@ -199,6 +199,7 @@ class VenueServer:
                            [replace(r) for r in self._log if r.traded])
 
     def reset_traffic(self) -> None:
+        """Start the counts and the request log (``requests()`` included) afresh."""
         with self._traffic_lock:
             self._traffic = Traffic(in_flight=self._traffic.in_flight)
             self._log.clear()

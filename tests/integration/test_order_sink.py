@@ -215,9 +215,10 @@ def test_snapshot_confirms_everything_on_its_topics(settings: Settings, unique: 
     positions = [e.event for e in read_topic(s.kafka, s.topics.positions, idle_timeout_s=3)]
     assert [(p["product"], p["position_mw"], p["pnl_eur"]) for p in positions] == [(KEY, 1.5, 7.5)]
     events = [e.event for e in read_topic(s.kafka, s.topics.events, idle_timeout_s=3)]
-    assert [(e["kind"], e["source"]) for e in events] == [("VENUE_RECONCILED", "execution"),
-                                                          ("RISK_DENIED", "execution")]
-    assert events[0]["detail"]["since_exec_id"] == 0  # a first start: every report of the venue was asked for
+    assert sorted((e["kind"], e["source"]) for e in events) == [("RISK_DENIED", "execution"),
+                                                                ("VENUE_RECONCILED", "execution")]
+    (reconciled,) = [e for e in events if e["kind"] == "VENUE_RECONCILED"]
+    assert reconciled["detail"]["since_exec_id"] == 0  # a first start: every report of the venue was asked for
     dead = [e.event for e in read_topic(s.kafka, s.topics.dlq, idle_timeout_s=3)]
     assert [(d["reason"], d["origin"]) for d in dead] == [("BAD_SIGNALS_MESSAGE", f"{s.topics.signals}[0]@7")]
 
@@ -235,7 +236,8 @@ def test_snapshot_raises_when_the_broker_does_not_confirm(settings: Settings, un
     cid = f"nobroker-{unique}"
     part.write_batch([EngineOutput(commands=[submit(cid)])])
     assert part.dispatcher.wait_idle(10)
-    with pytest.raises(KafkaDeliveryError, match="did not confirm 1 of 1"):
+    # The order's record and the sink's VENUE_RECONCILED event (its first task at start).
+    with pytest.raises(KafkaDeliveryError, match="did not confirm 2 of 2"):
         part.snapshot()
     with pytest.raises(KafkaDeliveryError):
         part.close()
