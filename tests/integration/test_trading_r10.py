@@ -1,5 +1,7 @@
 """R10: the trading flow SIGKILLed at six random points while it trades a simulated stretch, the venue faulting
-too (timeouts, 5xx, dropped connections), restarted with recovery each time; against the real servers.
+too (timeouts, 5xx, dropped connections), restarted with recovery each time; against the real servers. The kill
+points are shares of the decisions drawn from a seed (printed), reached when the venue's log holds that many
+order entries, so that every process is killed while it trades.
 
 **The truth** is only what the flow did not write: the raw market messages sent in, and the paper venue's own log
 of every request it received (``VenueServer.requests()``: each as it arrived, before its fault, retries included,
@@ -105,9 +107,9 @@ def _frame() -> FeedFrame:
     return frame.sort_by_time()
 
 
-def _signal_rows(s: Settings) -> int:
-    messages = {(i.partition, i.offset): i.raw for i in read_topic(s.kafka, s.topics.signals, idle_timeout_s=0.2)}
-    return sum(len(orjson.loads(raw)["columns"]["ts_ns"]) for raw in messages.values())
+def _order_entries(venue: VenueServer) -> int:
+    """Order entries (``POST /orders``) the venue has received so far, retries and replays included."""
+    return sum(1 for r in venue.request_records() if r.method == "POST" and r.path == "/orders")
 
 
 def _last_positions(s: Settings) -> dict[str, float]:
@@ -172,20 +174,22 @@ def evidence(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ev
                                   snapshot_interval_s=1)
         env = flow_env(run)
         rng = random.Random(unique)
-        shares = sorted(rng.uniform(0.05, 0.9) for _ in range(KILLS))
-        total = len(expected_signals)
+        # Kill points: shares of the decisions, as order entries the venue has received (its own log), so that
+        # each process is killed while it trades; a point already passed is moved to 10 entries after the start.
+        shares = sorted(rng.uniform(0.05, 0.85) for _ in range(KILLS))
         killed: list[float] = []
         starts: list[int] = []
         for share in shares:
             starts.append(time.time_ns())
+            target = max(round(share * len(decisions)), _order_entries(faulted) + 10)
             process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             deadline = time.monotonic() + 180
             while process.poll() is None and time.monotonic() < deadline:
-                if _signal_rows(run) >= share * total:
+                if _order_entries(faulted) >= target:
                     process.kill()
-                    killed.append(share)
+                    killed.append(target / len(decisions))
                     break
-                time.sleep(0.1)
+                time.sleep(0.02)
             process.wait()
         faulted.set_faults(FaultConfig())  # the venue recovers for the rest of the day
         starts.append(time.time_ns())
@@ -225,15 +229,15 @@ def test_r10_sigkilled_while_the_venue_faults_no_decision_lost_none_doubled_posi
     trading_starts, first_wrong = first_orders_after_reconciliation(evidence.requests, evidence.starts_ns)
     restored_at_venue = sum(r["restored_at_venue"] for r in evidence.reconciled)
     settled = sum(sum(r["unknown_settled"].values()) for r in evidence.reconciled)
-    print(f"\nR10 seed {evidence.seed}: {len(evidence.kills)} SIGKILLs at "
-          f"{', '.join(f'{x:.0%}' for x in evidence.kills)} of the signals;\n"
+    print(f"\nR10 seed {evidence.seed}: {len(evidence.kills)} SIGKILLs, at order entries "
+          f"{', '.join(f'{x:.0%}' for x in evidence.kills)}\n  of the decisions;\n"
           f"  signals {expected}: missing {missing}, extra {extra}, changed {changed};\n"
           f"  {len(evidence.starts_ns)} starts, {trading_starts} sent orders, each only after reconciling\n"
           f"  ({len(first_wrong)} did not; {len(evidence.reconciled)} VENUE_RECONCILED events: {restored_at_venue}\n"
           f"  restored orders found at the venue, {settled} UNKNOWN settled)\n{result.line()}")
     assert len(evidence.kills) >= 5, "the flow finished before the kills: make the day longer"
     assert (missing, extra, changed) == (0, 0, 0)
-    assert first_wrong == [] and trading_starts >= 3
+    assert first_wrong == [] and trading_starts >= len(evidence.kills)
     assert result.lost[:5] == [] and result.extra[:5] == [] and result.two_ids[:5] == []
     assert result.position_differences[:5] == []
     assert result.ok
