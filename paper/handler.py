@@ -23,6 +23,7 @@ from paper.limits import (
     STREAM_POLL_S,
     STREAM_WRITE_TIMEOUT_S,
     FaultConfig,
+    RequestRecord,
 )
 
 if TYPE_CHECKING:
@@ -93,25 +94,26 @@ class _VenueHandler(BaseHTTPRequestHandler):
             return
         parts = urlsplit(self.path)
         path, query = parts.path.rstrip("/") or "/", parse_qs(parts.query)
-        traded = not (path.startswith("/admin") or path.startswith("/stream/"))
-        token = venue.request_started(self.connection, counted=traded)
+        admin = path.startswith("/admin")
+        traded = not (admin or path.startswith("/stream/"))
+        token = venue.request_started(self.connection, method, path, counted=traded, logged=not admin)
         self._status, self._answered_s = 0, 0.0
         try:
-            self._handle(method, path, query)
+            self._handle(method, path, query, token[1])
         finally:
-            venue.request_ended(token, method, path, self._status, self._answered_s)
+            venue.request_ended(token, self._status, self._answered_s)
             if venue.stopping.is_set():
                 self.close_connection = True
 
-    def _handle(self, method: str, path: str, query: dict[str, list[str]]) -> None:
+    def _handle(self, method: str, path: str, query: dict[str, list[str]], record: RequestRecord | None) -> None:
         venue = self.venue
         try:
             body = self._read_body()
             if path.startswith("/admin/") or path == "/admin":
                 self._send(*self._admin(method, path, body))
                 return
-            venue.log_request(method, path, body)
             fault = venue.draw_fault()
+            venue.log_request(record, body, fault)
             delay = venue.latency_s + (venue.faults.extra_latency_s if fault == "slow" else 0.0)
             if delay > 0:
                 venue.stopping.wait(delay)
@@ -263,11 +265,15 @@ class _VenueHandler(BaseHTTPRequestHandler):
             fields = _object(body)
             try:
                 current = FaultConfig()
+                mix = fields.get("mix") or {}
+                if not isinstance(mix, dict):
+                    raise ValueError("mix must be an object of fault mode -> share of requests")
                 faults = FaultConfig(
                     mode=str(fields.get("mode", "none")),
                     extra_latency_s=float(fields.get("extra_latency_s", current.extra_latency_s)),
                     timeout_s=float(fields.get("timeout_s", current.timeout_s)),
-                    probability=float(fields.get("probability", current.probability)))
+                    probability=float(fields.get("probability", current.probability)),
+                    mix=tuple((str(mode), float(share)) for mode, share in mix.items()))
                 venue.set_faults(faults)
             except (TypeError, ValueError) as error:
                 raise _AnswerError(400, {"error": str(error)}) from None

@@ -6,8 +6,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
-FAULT_MODES: tuple[str, ...] = ("none", "down", "error_5xx", "timeout", "slow", "drop")
+FAULT_MODES: tuple[str, ...] = ("none", "down", "error_5xx", "timeout", "slow", "drop", "mix")
 MAX_BODY_BYTES = 1 << 20
 #: A stream sends a heartbeat after this many seconds without a line.
 STREAM_HEARTBEAT_S = 1.0
@@ -23,27 +24,63 @@ KEEPALIVE_IDLE_S = 60.0
 
 @dataclass(frozen=True, slots=True)
 class FaultConfig:
+    """The venue's faults. ``mode`` applies to a ``probability`` share of requests; ``mode="mix"`` draws for each
+    request one of the modes of ``mix`` (mode, share of requests), or none, from the venue's seeded generator: a
+    schedule of faults of several kinds that depends only on the seed and the order requests arrive in."""
+
     mode: str = "none"
     extra_latency_s: float = 0.5
     timeout_s: float = 5.0
     probability: float = 1.0
+    mix: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.mode not in FAULT_MODES:
+            raise ValueError(f"unknown fault mode {self.mode!r}: expected one of {', '.join(FAULT_MODES)}")
+        for mode, share in self.mix:
+            if mode not in FAULT_MODES or mode in ("none", "mix"):
+                raise ValueError(f"fault mix: unknown or nested mode {mode!r}")
+            if not 0 <= share <= 1:
+                raise ValueError(f"fault mix: share of {mode!r} must be within [0, 1], not {share}")
+        if sum(share for _, share in self.mix) > 1 + 1e-9:
+            raise ValueError("fault mix: the shares add up to more than 1")
+        if self.mode == "mix" and not self.mix:
+            raise ValueError("fault mode 'mix' needs a mix, e.g. {\"timeout\": 0.02, \"error_5xx\": 0.05}")
 
 
-@dataclass(frozen=True, slots=True)
-class RequestLog:
-    """One trading request as the venue saw it (admin calls and streams are not logged): its TCP connection
-    (a number per accepted connection, from 1), the monotonic times it arrived and its answer started to go out
-    (before the client could have any of it; for a dropped request, when the venue was done with it), its HTTP
-    status (0: dropped, no answer), and how many trading requests were being handled at once when it arrived,
-    itself included."""
+@dataclass(slots=True)
+class RequestRecord:
+    """One request as the venue saw it, the venue's own log (admin calls are not logged; streams and ``/health``
+    are): when it arrived (``wall_ns``, ``time.time_ns``; ``started_s``, monotonic), its method and path, the
+    client order id it names (the body's, or the path's for ``/orders/{id}``; "" if none), the body of an order
+    entry (``POST /orders``, as received; else None), its TCP connection (a number per accepted connection, from
+    1), ``traded`` (a trading request: counted in :class:`~paper.server.Traffic`, not a stream), how many trading
+    requests were being handled at once when it arrived (itself included; 0 for one not traded), the fault drawn
+    for it ("none" if none), when its answer started to go out (``ended_s``, monotonic: before the client could
+    have any of it; for a dropped request, when the venue was done with it; 0 while it is being handled) and its
+    HTTP status (0: dropped or not answered yet). Logged as it arrives, before any fault, retries included: the
+    truth tests and benchmarks count orders against. The server fills in the rest as the request is handled and
+    hands out copies."""
 
+    wall_ns: int
     method: str
     path: str
     connection: int
     started_s: float
-    ended_s: float
-    status: int
-    concurrent: int
+    traded: bool
+    concurrent: int = 0
+    client_order_id: str = ""
+    body: dict[str, Any] | None = None
+    fault: str = "none"
+    ended_s: float = 0.0
+    status: int = 0
+
+    def row(self) -> dict[str, Any]:
+        """JSON-ready (``GET /admin/requests``)."""
+        return {"wall_ns": self.wall_ns, "method": self.method, "path": self.path,
+                "client_order_id": self.client_order_id, "connection": self.connection, "traded": self.traded,
+                "concurrent": self.concurrent, "fault": self.fault, "status": self.status,
+                "started_s": self.started_s, "ended_s": self.ended_s, "body": self.body}
 
 
 class RateLimiter:

@@ -22,14 +22,16 @@ Endpoints (JSON bodies and answers; every non-admin endpoint but ``/health`` nee
     GET    /admin/faults
     POST   /admin/clock               {"ts_ns"} (manual clock) or {"speed": x} (wall clock from here)
     GET    /admin/clock
-    GET    /admin/requests            200 [{"wall_ns","method","path","client_order_id"}]: every non-admin
-                                       request as it arrived (before faults, retries included): the
-                                       venue's own log, which tests and benchmarks count orders against
+    GET    /admin/requests            200 [{"wall_ns","method","path","client_order_id","connection","traded",
+                                       "concurrent","fault","status","started_s","ended_s","body"}]: every
+                                       non-admin request as it arrived (before faults, retries included;
+                                       ``body`` for an order entry): the venue's own log, which tests and
+                                       benchmarks count orders against (:class:`~paper.limits.RequestRecord`)
 
 Connections are HTTP/1.1 keep-alive: a client may send any number of requests over one connection (idle ones
 are closed after ``KEEPALIVE_IDLE_S``, and all at :meth:`VenueServer.stop`). For tests, the server counts what it
 sees (:meth:`VenueServer.traffic`): TCP connections accepted, trading requests (admin calls and streams not
-counted), the most it handled at once, and a log of each (:class:`~paper.limits.RequestLog`).
+counted), the most it handled at once, and the trading requests of its one request log.
 
 Errors: 401 missing or wrong key, 403 a trading key on /admin, 429 over the rate limit (``Retry-After``
 in whole seconds), 404 unknown path. Fault modes (admin endpoints are never faulted):
@@ -38,7 +40,9 @@ in whole seconds), 404 unknown path. Fault modes (admin endpoints are never faul
   endpoints; ``slow``: ``extra_latency_s`` more latency; ``drop``: the connection is closed without an
   answer (the request is not processed); ``timeout``: the request *is processed*, then the answer is held
   ``timeout_s`` (longer than clients wait), so a retry must rely on idempotent client order ids.
-  ``probability`` (default 1) applies the fault to that share of requests (seeded, reproducible).
+  ``probability`` (default 1) applies the fault to that share of requests (seeded, reproducible); ``mix``
+  (``{"mix": {"timeout": 0.02, "error_5xx": 0.05, "drop": 0.02}}``) draws one of several modes per request
+  (seeded: the schedule depends only on the order requests arrive in). The log records the fault drawn.
 
 Streams (``/stream/...``, API key needed) answer ``application/x-ndjson`` with chunked transfer encoding and
 never end on their own; ``since`` is the last position the client has (0 or absent: from the start), so a
@@ -74,7 +78,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -92,7 +96,7 @@ from paper.limits import (
     STREAM_HEARTBEAT_S,
     FaultConfig,
     RateLimiter,
-    RequestLog,
+    RequestRecord,
 )
 
 
@@ -109,11 +113,11 @@ class Traffic:
     requests: int = 0         # trading requests (not admin calls, not streams)
     in_flight: int = 0        # trading requests being handled now
     max_in_flight: int = 0    # the most handled at once
-    log: list[RequestLog] = field(default_factory=list)  # the latest REQUEST_LOG_SIZE requests, oldest first
+    log: list[RequestRecord] = field(default_factory=list)  # the trading requests among the latest logged, oldest first
 
 
 #: The request log keeps this many of the latest requests (a long-running venue must not grow without bound).
-REQUEST_LOG_SIZE = 100_000
+REQUEST_LOG_SIZE = 500_000
 
 
 class VenueServer:
@@ -136,10 +140,6 @@ class VenueServer:
         self.latency_s = latency_s
         self.faults = FaultConfig()
         self.lock = threading.RLock()
-        #: Every request but the admin ones, as received (before any fault): the venue's own log, the truth the
-        #: tests and benchmarks count orders against. ``(wall_ns, method, path, client_order_id or "")``.
-        self.request_log: list[tuple[int, str, str, str]] = []
-        self._log_lock = threading.Lock()
         self.stopping = threading.Event()
         self._random = random.Random(seed)
         self._speed: float | None = None
@@ -149,7 +149,9 @@ class VenueServer:
         if speed:
             self.set_speed(speed)
         self._traffic = Traffic()
-        self._log: deque[RequestLog] = deque(maxlen=REQUEST_LOG_SIZE)
+        #: Every request but the admin ones, as received (before any fault): the venue's own log, the truth the
+        #: tests and benchmarks count orders against (:meth:`requests`, ``GET /admin/requests``, :meth:`traffic`).
+        self._log: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_SIZE)
         self._traffic_lock = threading.Lock()
         self._connection_numbers = itertools.count(1)
         self._connections: dict[socket.socket, int] = {}  # open connections -> their number
@@ -190,12 +192,14 @@ class VenueServer:
     # --- traffic (for tests) ---------------------------------------------------------------------
 
     def traffic(self) -> Traffic:
-        """A copy of the counts and the request log."""
+        """A copy of the counts and of the trading requests in the log."""
         with self._traffic_lock:
             t = self._traffic
-            return Traffic(t.connections, t.requests, t.in_flight, t.max_in_flight, list(self._log))
+            return Traffic(t.connections, t.requests, t.in_flight, t.max_in_flight,
+                           [replace(r) for r in self._log if r.traded])
 
     def reset_traffic(self) -> None:
+        """Start the counts and the request log (``requests()`` included) afresh."""
         with self._traffic_lock:
             self._traffic = Traffic(in_flight=self._traffic.in_flight)
             self._log.clear()
@@ -210,30 +214,37 @@ class VenueServer:
             self._connections.pop(connection, None)
             self._busy.discard(connection)
 
-    def request_started(self, connection: socket.socket, *, counted: bool) -> tuple[socket.socket, float, int]:
-        """A request arrived on ``connection`` (busy until it is answered); ``counted``: a trading request."""
+    def request_started(self, connection: socket.socket, method: str, path: str, *, counted: bool,
+                        logged: bool = True) -> tuple[socket.socket, RequestRecord | None]:
+        """A request arrived on ``connection`` (busy until it is answered): logged (unless ``logged`` is false: an
+        admin call) as it arrives; ``counted``: a trading request. The record is filled in as it is handled."""
         with self._traffic_lock:
             self._busy.add(connection)
-            if not counted:
-                return connection, time.monotonic(), 0
-            t = self._traffic
-            t.requests += 1
-            t.in_flight += 1
-            t.max_in_flight = max(t.max_in_flight, t.in_flight)
-            return connection, time.monotonic(), t.in_flight
+            if not logged:
+                return connection, None
+            record = RequestRecord(time.time_ns(), method, path, self._connections.get(connection, 0),
+                                   time.monotonic(), counted)
+            if counted:
+                t = self._traffic
+                t.requests += 1
+                t.in_flight += 1
+                t.max_in_flight = max(t.max_in_flight, t.in_flight)
+                record.concurrent = t.in_flight
+            self._log.append(record)
+            return connection, record
 
-    def request_ended(self, token: tuple[socket.socket, float, int], method: str, path: str, status: int,
+    def request_ended(self, token: tuple[socket.socket, RequestRecord | None], status: int,
                       answered_s: float = 0.0) -> None:
         """The request was handled: ``answered_s`` is when its answer started to go out (0: none did)."""
-        connection, started, concurrent = token
+        connection, record = token
         with self._traffic_lock:
             self._busy.discard(connection)
-            if not concurrent:
+            if record is None:
                 return
-            self._traffic.in_flight -= 1
-            number = self._connections.get(connection, 0)
-            ended = answered_s or time.monotonic()
-            self._log.append(RequestLog(method, path, number, started, ended, status, concurrent))
+            if record.traded:
+                self._traffic.in_flight -= 1
+            record.ended_s = answered_s or time.monotonic()
+            record.status = status
 
     def __enter__(self) -> VenueServer:
         return self.start()
@@ -300,20 +311,27 @@ class VenueServer:
             return [], since_exec_id
         return [orjson.dumps(r) + b"\n" for r in fresh], fresh[-1].exec_id
 
-    def log_request(self, method: str, path: str, body: Any) -> None:
-        """Record a request as it arrives (``GET /admin/requests`` returns the log)."""
+    def log_request(self, record: RequestRecord | None, body: Any, fault: str) -> None:
+        """Complete a logged request's record with what its body names and the fault drawn for it."""
+        if record is None:
+            return
         cid = body.get("client_order_id", "") if isinstance(body, dict) else ""
-        if not cid and path.startswith("/orders/"):
-            cid = unquote(path[len("/orders/"):])
-        with self._log_lock:
-            self.request_log.append((time.time_ns(), method, path, str(cid)))
+        if not cid and record.path.startswith("/orders/"):
+            cid = unquote(record.path[len("/orders/"):])
+        with self._traffic_lock:
+            record.client_order_id = str(cid)
+            record.fault = fault
+            if record.method == "POST" and record.path == "/orders" and isinstance(body, dict):
+                record.body = dict(body)
+
+    def request_records(self) -> list[RequestRecord]:
+        """The request log (copies), in arrival order: every request but the admin ones."""
+        with self._traffic_lock:
+            return [replace(r) for r in self._log]
 
     def requests(self) -> list[dict[str, Any]]:
-        """The request log as JSON-ready rows, in arrival order."""
-        with self._log_lock:
-            rows = list(self.request_log)
-        return [{"wall_ns": wall, "method": method, "path": path, "client_order_id": cid}
-                for wall, method, path, cid in rows]
+        """The request log as JSON-ready rows, in arrival order (``GET /admin/requests``)."""
+        return [r.row() for r in self.request_records()]
 
     def set_faults(self, faults: FaultConfig) -> None:
         if faults.mode not in FAULT_MODES:
@@ -325,6 +343,13 @@ class VenueServer:
         if faults.mode == "none":
             return "none"
         with self.lock:
+            if faults.mode == "mix":
+                drawn, total = self._random.random(), 0.0
+                for mode, share in faults.mix:
+                    total += share
+                    if drawn < total:
+                        return mode
+                return "none"
             hit = faults.probability >= 1 or self._random.random() < faults.probability
         return faults.mode if hit else "none"
 

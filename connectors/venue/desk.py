@@ -20,6 +20,10 @@ venue answers for it: an uncertain order that is kept again (still refused) and 
 silently but cancelled at the venue (``DELETE /orders/{id}``: the venue says whether it had it), and a
 cancel-all that drops it cancels it at the venue after itself, for the same reason.
 
+**Reconciliation at start** (:meth:`OrderDesk.reconcile_at_start`, run by the dispatcher before anything else):
+the venue's open orders, its reports since the highest ``exec_id`` the desk had seen (:attr:`DeskState.last_exec_id`)
+and the UNKNOWN orders settled (``connectors.venue.reconcile``); a ``VENUE_RECONCILED`` event records it.
+
 Each operation is safe to call from several threads at once (the desk's containers change under its lock, no
 lock is held during a request), **provided no two operations on the same client order id run at once**; the
 order sink's dispatcher (``connectors.venue.dispatcher``) guarantees that. :meth:`OrderDesk.execute` runs a list
@@ -36,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.venue.client import NOT_FOUND, RATE_LIMITED, OrderRequest, SubmitStatus, VenueClient
+from connectors.venue.reconcile import Reconciliation, highest_exec_id, reconcile_at_start
 from wattflow.enums import OrderAction
 from wattflow.errors import VenueError
 from wattflow.events import Event
@@ -66,12 +71,15 @@ def order_request(command: Submit) -> OrderRequest:
 class DeskState:
     """What the desk has not finished, picklable (part of the order sink's snapshot): the kept orders (oldest
     first), the cancels and cancel-alls the venue has not confirmed (in order), the UNKNOWN and the NOT_FOUND
-    orders (client order id -> the payload to resend)."""
+    orders (client order id -> the payload to resend), and the highest ``exec_id`` seen in the venue's answers
+    (not work to do: a mark for :func:`~connectors.venue.reconcile.reconcile_at_start`)."""
 
     kept: tuple[Submit, ...] = ()
     pending: tuple[Cancel | CancelAll, ...] = ()
     unknown: dict[str, dict[str, Any]] = field(default_factory=dict)
     not_found: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The highest exec_id seen in the venue's answers: after a restart, the venue's reports after it are asked for.
+    last_exec_id: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.kept or self.pending or self.unknown or self.not_found)
@@ -86,6 +94,9 @@ class OrderDesk:
         self.pending: list[Cancel | CancelAll] = []  # cancels the venue has not confirmed yet, in order
         # Restored orders that may have reached the venue before a crash, until the venue answers for them.
         self.uncertain: set[str] = set()
+        self.last_exec_id = 0  # the highest exec_id seen in the venue's answers
+        self.reconciliations: list[Reconciliation] = []  # one per reconcile_at_start that got its answers
+        self._events: list[Event] = []  # the desk's own events, until client_events() hands them over
         self._wall_clock_ns = wall_clock_ns
         self._lock = threading.RLock()
         self._events_seen = 0
@@ -211,6 +222,7 @@ class OrderDesk:
                 continue
             sent = self._wall_clock_ns()
             outcome = self.client.submit(payload)
+            self._saw(outcome.report)
             if outcome.status is SubmitStatus.BLOCKED or outcome.reason == RATE_LIMITED:
                 self.client.keep_not_found(cid, payload)
                 break
@@ -233,11 +245,12 @@ class OrderDesk:
             kept = tuple(c for cid, c in self.kept.items() if ids is None or cid in ids)
             pending = tuple(c for c in self.pending
                             if ids is None or isinstance(c, CancelAll) or c.client_order_id in ids)
+            last_exec_id = self.last_exec_id
         unknown, not_found = self.client.unsettled()
         if ids is not None:
             unknown = {cid: p for cid, p in unknown.items() if cid in ids}
             not_found = {cid: p for cid, p in not_found.items() if cid in ids}
-        return DeskState(kept, pending, unknown, not_found)
+        return DeskState(kept, pending, unknown, not_found, last_exec_id)
 
     def restore(self, state: DeskState, uncertain: Collection[str] = ()) -> None:
         """Take back a snapshot's state (ahead of what the desk holds, on a fresh desk: nothing) and mark uncertain
@@ -247,7 +260,29 @@ class OrderDesk:
             self.kept = {**{c.client_order_id: c for c in state.kept}, **self.kept}
             self.pending[:0] = list(state.pending)
             self.uncertain |= {c.client_order_id for c in state.kept} | set(uncertain)
+            self.last_exec_id = max(self.last_exec_id, state.last_exec_id)
         self.client.track(state.unknown, state.not_found)
+
+    def reconcile_at_start(self) -> Reconciliation:
+        """Ask the venue what it holds and did since the last ``exec_id`` seen, and settle the UNKNOWN orders
+        (:func:`~connectors.venue.reconcile.reconcile_at_start`), before anything is sent: the restored orders it
+        holds are no longer uncertain; a ``VENUE_RECONCILED`` event records the result. Raises VenueError if the
+        venue could not be asked (the caller tries again later)."""
+        with self._lock:
+            since, restored = self.last_exec_id, sorted(self.uncertain)
+        unknown, _ = self.client.tracked()
+        result = reconcile_at_start(self.client, since_exec_id=since, restored=sorted({*restored, *unknown}),
+                                    wall_ns=self._wall_clock_ns())
+        detail = result.detail()
+        with self._lock:
+            self.uncertain -= set(result.restored_at_venue)
+            self.last_exec_id = max(self.last_exec_id, result.last_exec_id)
+            self.reconciliations.append(result)
+            self._events.append(Event(result.wall_ns, "VENUE_RECONCILED", "", "INFO", detail))
+        log.info("reconciled with the venue before the first order: %d open orders, %d fills since exec_id %d, "
+                 "%d restored orders at the venue, UNKNOWN settled %s", detail["open_orders"], detail["fills_since"],
+                 since, detail["restored_at_venue"], detail["unknown_settled"])
+        return result
 
     def uncertain_ids(self) -> set[str]:
         """The restored orders the venue has not answered for yet (a copy)."""
@@ -257,10 +292,11 @@ class OrderDesk:
     # --- what is left to do --------------------------------------------------------------------------
 
     def client_events(self) -> list[Event]:
-        """The client's events since the last call (breaker changes, unknown and reconciled orders)."""
+        """The desk's events (``VENUE_RECONCILED``) and the client's (breaker changes, unknown and reconciled
+        orders) since the last call."""
         with self._lock:
             fresh, self._events_seen = self.client.events_since(self._events_seen)
-        events = []
+            events, self._events = self._events, []
         for event in fresh:
             detail = event.get("detail")
             detail = dict(detail) if isinstance(detail, dict) else {"detail": detail}
@@ -294,6 +330,7 @@ class OrderDesk:
         sent = self._wall_clock_ns()
         outcome = self.client.submit(order_request(command))
         answered = self._wall_clock_ns()
+        self._saw(outcome.report)
         status = outcome.status.value
         refused = False
         if outcome.status is SubmitStatus.ACKED:
@@ -309,17 +346,27 @@ class OrderDesk:
         return submit_record(command, status, attempts=outcome.attempts, reason=outcome.reason or "",
                              sent_wall_ns=sent_ns, answered_wall_ns=answered_ns), refused
 
+    def _saw(self, answer: Any) -> None:
+        """Keep the highest exec_id the venue's answers carried (the mark reconciliation starts from)."""
+        seen = highest_exec_id(answer)
+        if seen:
+            with self._lock:
+                self.last_exec_id = max(self.last_exec_id, seen)
+
     def _send_cancel(self, command: Cancel | CancelAll) -> OrderRecord | None:
         """One cancel at the venue; None if the venue did not confirm it."""
         sent = self._wall_clock_ns()
         try:
             if isinstance(command, Cancel):
                 answer = self.client.cancel(command.client_order_id)
+                self._saw(answer)
                 status = NOT_FOUND if answer is None else str(answer.get("status", "CANCELLED"))
                 return OrderRecord(command.ts_ns, command.product, command.client_order_id, OrderAction.CANCEL,
                                    status, reason=command.reason, answered_wall_ns=self._wall_clock_ns(),
                                    sent_wall_ns=sent)
             cancelled = self.client.cancel_all(command.product)
+            for answer in cancelled:
+                self._saw(answer)
             return OrderRecord(command.ts_ns, command.product or "", "*", OrderAction.CANCEL_ALL,
                                f"CANCELLED_{len(cancelled)}", reason=command.reason,
                                answered_wall_ns=self._wall_clock_ns(), sent_wall_ns=sent)

@@ -13,6 +13,11 @@ so far. Order rules:
   queue: the kill switch was pulled after they were decided, so they never go out (``NOT_SENT``, as
   :func:`~connectors.venue.desk.kill_switch_first` does within a batch); the cancels queued before it are left to
   it.
+* **Reconciliation first** (``reconcile_first=True``, the order sink's): before any command or upkeep starts,
+  :meth:`~connectors.venue.desk.OrderDesk.reconcile_at_start` asks the venue for its open orders, its reports since
+  the last ``exec_id`` seen and the UNKNOWN orders' status, alone; while the venue cannot be asked it is tried again
+  at each :meth:`drain` and everything (the restored commands, a kill switch) waits behind it, queued and in the
+  snapshot.
 * **Upkeep**: at each :meth:`drain` (the flow drains at every batch, and the engine's heartbeat makes one at
   least every 250 ms), if nothing is queued behind a cancel-all, one upkeep task resends the kept orders (oldest
   first), sends the pending cancels again, reconciles the UNKNOWN orders and resends those the venue never got,
@@ -52,6 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.venue.desk import DeskState, OrderDesk, not_sent
+from wattflow.errors import VenueError
 from wattflow.orders import Cancel, CancelAll, Command, OrderRecord, Submit
 
 log = logging.getLogger(__name__)
@@ -100,6 +106,7 @@ def merged_state(in_flight: list[Command], queued: Iterable[Command], captured: 
     pending: list[Cancel | CancelAll] = []
     unknown: dict[str, dict[str, Any]] = {}
     not_found: dict[str, dict[str, Any]] = {}
+    last_exec_id = max((state.last_exec_id for state in [*captured, desk]), default=0)
     for state in [*captured, desk]:
         for submit in state.kept:
             if submit.client_order_id not in resent:
@@ -114,13 +121,13 @@ def merged_state(in_flight: list[Command], queued: Iterable[Command], captured: 
     for cid in unknown:
         not_found.pop(cid, None)
     return DispatcherState(tuple(commands), len(in_flight),
-                           DeskState(tuple(kept.values()), tuple(pending), unknown, not_found))
+                           DeskState(tuple(kept.values()), tuple(pending), unknown, not_found, last_exec_id))
 
 
 class Dispatcher:
     """Commands in (:meth:`put`, never blocking on the venue), order records out (:meth:`drain`)."""
 
-    def __init__(self, desk: OrderDesk, *, max_in_flight: int = 8) -> None:
+    def __init__(self, desk: OrderDesk, *, max_in_flight: int = 8, reconcile_first: bool = False) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self.desk = desk
@@ -134,6 +141,8 @@ class Dispatcher:
         self._numbers = itertools.count()
         self._exclusive = False  # a cancel-all is running
         self._upkeep = False     # the upkeep task is running
+        # Reconciliation at start not done yet: nothing (restored commands, upkeep, new commands) starts before it.
+        self._gate = reconcile_first
         self._done: list[OrderRecord] = []
         self._error: BaseException | None = None
         self._closed = False
@@ -210,7 +219,7 @@ class Dispatcher:
         return len(self._queue)
 
     def idle(self) -> bool:
-        """Nothing queued, nothing running."""
+        """Nothing queued, nothing running (a reconciliation not done yet with nothing queued behind it is idle)."""
         with self._cond:
             return not self._queue and not self._running
 
@@ -255,6 +264,10 @@ class Dispatcher:
 
     def _schedule(self, *, upkeep: bool = False) -> None:
         if self._exclusive or self._closed:
+            return
+        if self._gate:  # reconciliation first; tried (again) at a drain, never in a loop against a failing venue
+            if upkeep and not self._running:
+                self._start_gate()
             return
         if self.desk.cancel_all_pending():  # an unconfirmed kill switch: only its retry (the upkeep) may run
             if upkeep and not self._running:
@@ -303,6 +316,26 @@ class Dispatcher:
             assert isinstance(command, Cancel)
             self._launch(lambda: self.desk.cancel(command), (cid,), task)
 
+    def _start_gate(self) -> None:
+        def reconcile() -> list[OrderRecord]:
+            try:
+                self.desk.reconcile_at_start()
+            except VenueError as error:
+                log.warning("reconciliation with the venue before the first order failed, tried again at the next "
+                            "drain: %s", error)
+                return []
+            with self._cond:
+                self._gate = False
+            return []
+
+        self._launch(reconcile, (), _Task(), exclusive=True, gate=True)
+
+    @property
+    def reconciled(self) -> bool:
+        """Reconciliation at start is done (or was not asked for)."""
+        with self._cond:
+            return not self._gate
+
     def _start_upkeep(self, ids: set[str]) -> None:
         self._upkeep = True
 
@@ -313,7 +346,7 @@ class Dispatcher:
         self._launch(upkeep, tuple(ids), _Task(captured=self.desk.state(ids)), upkeep=True)
 
     def _launch(self, work: Callable[[], list[OrderRecord]], ids: Collection[str], task: _Task, *,
-                exclusive: bool = False, upkeep: bool = False) -> None:
+                exclusive: bool = False, upkeep: bool = False, gate: bool = False) -> None:
         for cid in ids:
             self._busy[cid] += 1
         self._running += 1
@@ -321,10 +354,10 @@ class Dispatcher:
         self.high_water = max(self.high_water, self._running)
         number = next(self._numbers)
         self._tasks[number] = task
-        self._pool.submit(self._run, work, ids, number, exclusive, upkeep)
+        self._pool.submit(self._run, work, ids, number, exclusive, upkeep, gate=gate)
 
     def _run(self, work: Callable[[], list[OrderRecord]], ids: Collection[str], number: int, exclusive: bool,
-             upkeep: bool) -> None:
+             upkeep: bool, *, gate: bool = False) -> None:
         records: list[OrderRecord] = []
         failure: BaseException | None = None
         try:
@@ -341,12 +374,12 @@ class Dispatcher:
                     del self._busy[cid]
             self._running -= 1
             self.finished += 1
-            self._progress += len(records) + (0 if upkeep else 1)
+            self._progress += len(records) + (0 if upkeep or gate else 1)
             if exclusive:
                 self._exclusive = False
             if upkeep:
                 self._upkeep = False
             if failure is not None and self._error is None:
                 self._error = failure
-            self._schedule()
+            self._schedule(upkeep=gate and not self._gate)  # reconciled: the restored orders' upkeep at once
             self._cond.notify_all()

@@ -7,6 +7,12 @@ sink partition gets a :meth:`~_OrderSinkPartition.snapshot` call at the end of e
 recovery), before the epoch's snapshot commits; its state is a
 :class:`~connectors.venue.dispatcher.DispatcherState` (below).
 
+**Reconciliation first.** At every start (a resume after a crash above all) the dispatcher asks the venue, before
+any command goes out (the restored ones included), for its open orders, its execution reports since the highest
+``exec_id`` the sink had seen (carried in the snapshot) and the status of the snapshot's UNKNOWN orders
+(``connectors.venue.reconcile``); the ``VENUE_RECONCILED`` event on ``events`` records the result. While the venue
+cannot be asked, it is tried again at each drain and every command waits, queued (and in the snapshot).
+
 ``write_batch`` never waits on the venue or on Kafka:
 
 1. the kill switch first (:func:`~connectors.venue.desk.kill_switch_first`: a batch's submits decided before its
@@ -221,7 +227,9 @@ class OrderSink(FixedPartitionedSink[EngineOutput, DispatcherState]):
                              breaker=CircuitBreaker(venue.breaker_failures, venue.breaker_reset_s))
         producer = CheckedProducer(self.kafka, **{"client.id": f"wattflow-{step_id}-{for_part}",
                                                   **self.producer_config})
-        dispatcher = Dispatcher(OrderDesk(client), max_in_flight=venue.max_in_flight)
+        # Reconciled with the venue before anything goes out, at every start (after a crash the venue may hold
+        # orders and have made fills the snapshot does not know of).
+        dispatcher = Dispatcher(OrderDesk(client), max_in_flight=venue.max_in_flight, reconcile_first=True)
         # A command that makes no progress for this long is given up on at close: every attempt timed out, with
         # the longest backoff between them, and the breaker's reset on top.
         stall_s = venue.timeout_s * venue.max_attempts + client.max_backoff_s * venue.max_attempts \

@@ -18,7 +18,7 @@ import pytest
 
 from connectors.kafka.reader import read_topic
 from connectors.venue.order_sink import PARTITION, OrderSink, _OrderSinkPartition
-from paper.limits import FaultConfig, RequestLog
+from paper.limits import FaultConfig, RequestRecord
 from paper.server import VenueServer
 from tests.helpers import with_topics
 from tests.trading import KEY, T0, acks_at_venue, orders, start_venue, venue_settings
@@ -55,8 +55,15 @@ def sink_settings(settings: Settings, unique: str, venue: VenueServer, **client:
 
 
 def build(s: Settings, **options: Any) -> _OrderSinkPartition:
+    """A sink partition that has reconciled with the venue (its first task at every start), so that a test's
+    requests are its own."""
     part = OrderSink(s.venue, s.kafka, s.topics, **options).build_part("orders", PARTITION, None)
     assert isinstance(part, _OrderSinkPartition)
+    deadline = time.monotonic() + 30
+    while not part.dispatcher.reconciled:
+        assert time.monotonic() < deadline, "the sink did not reconcile with the venue"
+        part.write_batch([EngineOutput()])
+        time.sleep(0.01)
     return part
 
 
@@ -72,16 +79,9 @@ def settle(part: _OrderSinkPartition, timeout_s: float = 60.0) -> None:
     part.snapshot()
 
 
-def posts(log: list[RequestLog], cid: str | None = None) -> list[RequestLog]:
-    return [r for r in log if r.method == "POST" and r.path == "/orders"] if cid is None else \
-        [r for r in log if r.method == "POST" and r.path == "/orders" and r.status and _cid_of(r) == cid]
-
-
-_POSTED: dict[tuple[int, float], str] = {}
-
-
-def _cid_of(entry: RequestLog) -> str:
-    return _POSTED.get((entry.connection, entry.started_s), "")
+def posts(log: list[RequestRecord], cid: str | None = None) -> list[RequestRecord]:
+    """The order entries (``POST /orders``) in the venue's log, of ``cid`` only if given."""
+    return [r for r in log if r.method == "POST" and r.path == "/orders" and (cid is None or r.client_order_id == cid)]
 
 
 def final_submit_records(records: list[dict[str, Any]]) -> Counter[str]:
@@ -112,7 +112,8 @@ def test_write_batch_returns_while_a_slow_venue_holds_the_orders(settings: Setti
     records = orders(s)
     assert final_submit_records(records) == Counter(ids) == Counter(acks_at_venue(venue))
     assert {r["status"] for r in records} == {"ACKED"}
-    assert len(posts(venue.traffic().log)) == 8  # no retry: each order was sent once
+    log = venue.traffic().log
+    assert len(posts(log)) == 8 and all(len(posts(log, cid)) == 1 for cid in ids)  # no retry: each sent once
     for r in records:  # the venue's 1.5 s is between the send and the answer
         assert r["decided_wall_ns"] <= r["sent_wall_ns"] < r["answered_wall_ns"] - 1_400_000_000
     print(f"\nslow venue: write_batch returned after {returned_after * 1000:.1f} ms with 4 orders in flight and 4 "
@@ -214,7 +215,10 @@ def test_snapshot_confirms_everything_on_its_topics(settings: Settings, unique: 
     positions = [e.event for e in read_topic(s.kafka, s.topics.positions, idle_timeout_s=3)]
     assert [(p["product"], p["position_mw"], p["pnl_eur"]) for p in positions] == [(KEY, 1.5, 7.5)]
     events = [e.event for e in read_topic(s.kafka, s.topics.events, idle_timeout_s=3)]
-    assert [(e["kind"], e["source"]) for e in events] == [("RISK_DENIED", "execution")]
+    assert sorted((e["kind"], e["source"]) for e in events) == [("RISK_DENIED", "execution"),
+                                                                ("VENUE_RECONCILED", "execution")]
+    (reconciled,) = [e for e in events if e["kind"] == "VENUE_RECONCILED"]
+    assert reconciled["detail"]["since_exec_id"] == 0  # a first start: every report of the venue was asked for
     dead = [e.event for e in read_topic(s.kafka, s.topics.dlq, idle_timeout_s=3)]
     assert [(d["reason"], d["origin"]) for d in dead] == [("BAD_SIGNALS_MESSAGE", f"{s.topics.signals}[0]@7")]
 
@@ -232,7 +236,8 @@ def test_snapshot_raises_when_the_broker_does_not_confirm(settings: Settings, un
     cid = f"nobroker-{unique}"
     part.write_batch([EngineOutput(commands=[submit(cid)])])
     assert part.dispatcher.wait_idle(10)
-    with pytest.raises(KafkaDeliveryError, match="did not confirm 1 of 1"):
+    # The order's record and the sink's VENUE_RECONCILED event (its first task at start).
+    with pytest.raises(KafkaDeliveryError, match="did not confirm 2 of 2"):
         part.snapshot()
     with pytest.raises(KafkaDeliveryError):
         part.close()

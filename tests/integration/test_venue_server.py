@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,6 +163,41 @@ def test_fault_modes_seen_by_the_client(venue: VenueServer) -> None:
     assert status == 200 and retry["replayed"]
     assert [o["client_order_id"] for o in call(venue, "GET", "/orders")[1]] == ["t1"]
     assert call(venue, "POST", "/admin/faults", {"mode": "bogus"}, key=ADMIN)[0] == 400
+
+
+def test_one_request_log_behind_admin_requests_and_traffic(venue: VenueServer) -> None:
+    """The venue's one log: every non-admin request as it arrived, the fault drawn for it, its status and the order
+    entry's body; ``GET /admin/requests`` and ``traffic().log`` (its trading requests) read the same records. A
+    fault mix draws several modes from the seeded generator. Red if a request were missing, logged twice, or a log
+    lost what the other had (status, connection, client order id)."""
+    venue.reset_traffic()
+    call(venue, "POST", "/orders", order("a1", price=40.0))
+    call(venue, "GET", "/orders/a1")
+    call(venue, "DELETE", "/orders/a1")
+    call(venue, "GET", "/health")
+    set_fault(venue, mode="error_5xx")
+    call(venue, "POST", "/orders", order("a2", price=40.0))
+    set_fault(venue, mode="none")
+    status, rows, _ = call(venue, "GET", "/admin/requests", key=ADMIN)
+    assert status == 200
+    assert [(r["method"], r["path"], r["client_order_id"], r["status"], r["fault"]) for r in rows] == [
+        ("POST", "/orders", "a1", 201, "none"), ("GET", "/orders/a1", "a1", 200, "none"),
+        ("DELETE", "/orders/a1", "a1", 200, "none"), ("GET", "/health", "", 200, "none"),
+        ("POST", "/orders", "a2", 500, "error_5xx")]
+    assert rows[0]["body"] == order("a1", price=40.0) and rows[1]["body"] is None
+    assert all(r["traded"] and r["connection"] >= 1 and r["ended_s"] >= r["started_s"] > 0 for r in rows)
+    assert [r.row() for r in venue.traffic().log] == rows == venue.requests()
+    assert call(venue, "POST", "/admin/faults", {"mode": "mix", "mix": {"error_5xx": 0.5, "drop": 0.2}},
+                key=ADMIN)[0] == 200
+    for _ in range(40):
+        with contextlib.suppress(http.client.RemoteDisconnected, ConnectionError, urllib.error.URLError):
+            call(venue, "GET", "/orders", timeout=2.0)
+    set_fault(venue, mode="none")
+    drawn = Counter(r["fault"] for r in venue.requests()[5:])
+    assert set(drawn) == {"none", "error_5xx", "drop"} and sum(drawn.values()) == 40, drawn
+    assert call(venue, "POST", "/admin/faults", {"mode": "mix", "mix": {"down": 0.7, "drop": 0.7}},
+                key=ADMIN)[0] == 400
+    assert call(venue, "POST", "/admin/faults", {"mode": "mix"}, key=ADMIN)[0] == 400
 
 
 def test_entry_point_help() -> None:
