@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from cli.console import HelpFormatter, positive
 
@@ -106,16 +106,18 @@ def run_replay(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, stop)
     pace = f"x{args.speed:g}" if args.speed else (f"{args.rate:,.0f} msg/s" if args.rate else "max")
-    progress = Progress(TextColumn("[bold]replay[/] {task.description}"), BarColumn(),
-                        TextColumn("{task.completed:,}/{task.fields[total_text]}"),
-                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console)
     total = len(values) * loops if loops else None
-    task = progress.add_task(f"{args.file.name} -> {topic} ({pace})", total=total,
-                             total_text=f"{total:,}" if total else "inf", rate="")
+    console.print(f"replay {args.file.name} -> {topic} ({pace}): "
+                  + (f"{total:,} messages" if total else f"{len(values):,} messages a loop, until Ctrl-C"))
+    # Fits 80 columns: a short bar, counts, the rate achieved and what is left.
+    progress = Progress(BarColumn(bar_width=20), TaskProgressColumn(),
+                        TextColumn("{task.completed:,}/{task.fields[total_text]}"),
+                        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(compact=True),
+                        console=console)
+    task = progress.add_task("replay", total=total, total_text=f"{total:,}" if total else "inf", rate="")
 
     def show(stats: ReplayStats) -> None:
-        target = f" (target {stats.target_rate:,.0f}/s)" if stats.target_rate else ""
-        progress.update(task, completed=stats.sent, rate=f"{stats.achieved_rate:,.0f} msg/s{target}")
+        progress.update(task, completed=stats.sent, rate=f"{stats.achieved_rate:,.0f}/s")
 
     code = 0
     stats: ReplayStats | None = None
