@@ -15,14 +15,29 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from cli import adapter, config, demo, feed, kill, loadtest, positions, replay, run, stack, tail, topics, venue
+from cli import (
+    adapter,
+    completion,
+    config,
+    demo,
+    feed,
+    kill,
+    loadtest,
+    positions,
+    replay,
+    run,
+    stack,
+    tail,
+    topics,
+    venue,
+)
 from cli import console as consoles
 from cli.console import HelpFormatter
 from wattflow import __version__
 from wattflow.errors import WattflowError
 
 #: The command groups, in the order ``--help`` lists them.
-COMMANDS = (demo, stack, feed, replay, loadtest, run, topics, tail, venue, adapter, kill, positions, config)
+COMMANDS = (demo, stack, feed, replay, loadtest, run, topics, tail, venue, adapter, kill, positions, config, completion)
 
 _DESCRIPTION = """\
 wattflow: a streaming power-trading engine for European short-term power markets.
@@ -58,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)
+    parser.set_defaults(root_parser=parser)  # for `wattflow completion`, which describes the whole command line
     return parser
 
 

@@ -108,3 +108,18 @@ def test_every_command_has_examples_and_fits_80_columns(tmp_path: Path) -> None:
         wide[name or "wattflow"] = [line for line in result.stdout.splitlines() if len(line) > 80]
     assert missing == []
     assert {name: lines for name, lines in wide.items() if lines} == {}
+
+
+def test_the_shipped_example_settings_file_is_current_and_loads(tmp_path: Path) -> None:
+    """wattflow.env.example is what `wattflow config --example` prints now (red when a setting is added and the
+    file not regenerated), and uncommented it loads as the defaults."""
+    from cli.config import example_settings_file
+    from tests.helpers import ROOT
+    from wattflow.settings import Settings
+
+    shipped = (ROOT / "wattflow.env.example").read_text()
+    assert shipped == example_settings_file(), "regenerate: wattflow config --example > wattflow.env.example"
+    active = "\n".join(line[2:] for line in shipped.splitlines()
+                       if line.startswith("# WATTFLOW_") and not line.endswith("="))
+    (tmp_path / "wattflow.env").write_text(active.replace("~", str(Path.home())))
+    assert Settings.load(tmp_path / "wattflow.env").masked() == Settings.load(tmp_path / "none.env").masked()
