@@ -226,8 +226,19 @@ def _product_figure(client: QuestDBClient, day: DayFrames, row: dict[str, Any], 
         pnl_axis.step(history["ts"], history["pnl_eur"].astype(float), where="post", color="tab:green",
                       label="PnL (cumulative, marked)")
         pnl_axis.set_ylabel("PnL (EUR)")
+    market_close = pd.Timestamp(gate_closure_ns(product, "local"), unit="ns")
     for axis in (price_axis, position_axis):
-        axis.axvline(closure, color="black", lw=0.8, ls=":", label="gate closure" if axis is position_axis else None)
+        axis.axvline(closure, color="black", lw=0.8, ls=":",
+                     label="our gate closure (area)" if axis is position_axis else None)
+        axis.axvline(market_close, color="0.5", lw=0.8, ls="--",
+                     label="market closes (control area)" if axis is position_axis else None)
+    late = fills[fills["ts"] > closure] if not fills.empty else fills
+    if not late.empty:  # say why a fill or a position change shows after our gate closed
+        position_axis.annotate(
+            f"{len(late)} fill(s) after our gate closure: orders resting when it closed, filled by the market "
+            "(open until its own closure) before their cancel arrived", xy=(closure, 0),
+            xycoords=("data", "axes fraction"), xytext=(-4, 4), textcoords="offset points", ha="right", va="bottom",
+            fontsize=7, color="0.3")
     position_axis.axhline(0.0, color="0.6", lw=0.6)
     position_axis.set_ylabel("position (MW)")
     position_axis.set_xlabel("time (UTC)")
