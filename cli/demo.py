@@ -58,11 +58,17 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+#: Rows of an example query shown in the terminal; the rest is one query away (the SQL is printed below it).
+SHOWN_ROWS = 8
+
+
 def _table(title: str, rows: list[dict[str, Any]]) -> Table:
-    table = Table(title=title, title_justify="left")
+    more = len(rows) - SHOWN_ROWS
+    caption = f"... and {more:,} more rows: run the query below in the QuestDB console" if more > 0 else None
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for column in rows[0] if rows else ["(no rows)"]:
-        table.add_column(column)
-    for row in rows:
+        table.add_column(column, overflow="fold")
+    for row in rows[:SHOWN_ROWS]:
         table.add_row(*(f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row.values()))
     return table
 
@@ -110,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     run_suffix = day.settings.topics.raw.rsplit(".d", 1)[-1]
     console.print(f"traded live at x{day.speed:,.0f} in {day.seconds:.0f} s: the adapter published "
                   f"{day.published:,} venue events ({day.reconnects} reconnects); this run's topics end in "
-                  f".d{run_suffix}; flow logs in {next(iter(day.logs.values())).parent}")
+                  f".d{run_suffix}; logs in {next(iter(day.logs.values())).parent} (flows) and "
+                  f"{settings.state_dir / 'logs' / 'kafka-clients.log'} (Kafka clients)")
     console.print(f"stored in QuestDB: ticks {report.stored['ticks']:,}, book {report.stored['book']:,}, "
                   f"dayahead {report.stored['dayahead']:,}")
     console.print("dead letters by reason: " + (", ".join(f"{k} {v}" for k, v in report.dead_by_reason.items())
@@ -143,9 +150,9 @@ def run(args: argparse.Namespace) -> int:
     console.print("[bold green]every valid event stored once (rows this run stored)[/]" if ok else
                   f"[bold red]this run stored {report.stored} but the feed has {expected}[/]")
     print_addresses(settings)
-    console.print("open the console at the QuestDB URL above; see positions with `.venv/bin/wattflow positions`; "
-                  f"tail a topic with `.venv/bin/wattflow tail {day.settings.topics.orders} --from beginning "
-                  "--count 10`; stop with `.venv/bin/wattflow stack down`")
+    console.print("next: open the QuestDB console at the URL above; `wattflow positions` for positions and PnL; "
+                  "`wattflow tail orders --run latest -n 10` for this run's orders; `wattflow stack down` to stop "
+                  "(`source .venv/bin/activate` puts `wattflow` on your PATH)")
     return 0 if ok else 1
 
 

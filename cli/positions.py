@@ -10,10 +10,10 @@ from typing import Any
 
 import orjson
 from rich.table import Table
-from rich.text import Text
 
 from cli.console import HelpFormatter
 from connectors.questdb.sql import QuestDBClient
+from reports.fit import fit_columns
 from wattflow.domain import Product, area_rules
 from wattflow.errors import QuestDBError
 from wattflow.positions import TOTAL
@@ -149,25 +149,14 @@ def positions_table(rows: list[dict[str, Any]], title: str, *, history: bool = F
             f"[bold red]{_number(exposure, 1, signed=not is_total)}[/]" if exposure else "0.0",
             _gate(row, exposure), *([str(row["trading_state"])] if history else []),
         ])
-    widths = [max(*(len(line) for line in header.split("\n")),
-                  *(Text.from_markup(cells[column]).cell_len for cells in body), 1)
-              for column, header in enumerate(headers)]
-    keep = list(range(len(headers)))
-    left_out = []
-    for header in _DROP_ORDER:
-        if width is None or sum(widths[c] + 3 for c in keep) + 1 <= width:
-            break
-        if header in headers:
-            keep.remove(headers.index(header))
-            left_out.append(header.replace("\n", " "))
+    keep, left_out = fit_columns(headers, body, width, _DROP_ORDER)
     caption = "MW signed (buy +, sell -), prices EUR/MWh, money EUR"
     if left_out:
         caption += f"; left out to fit: {', '.join(left_out)} (--json has every field)"
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for column in keep:
         numeric = 0 < column <= 8
-        table.add_column(headers[column], justify="right" if numeric else "left", no_wrap=True,
-                         min_width=widths[column])
+        table.add_column(headers[column], justify="right" if numeric else "left", no_wrap=True)
     for index, cells in enumerate(body):
         before_total = not history and index == len(rows) - 2 and rows[-1]["product"] == TOTAL
         table.add_row(*[cells[c] for c in keep], end_section=before_total)

@@ -34,6 +34,7 @@ import orjson
 import pandas as pd
 
 from connectors.questdb.sql import QuestDBClient
+from reports.fit import fit_columns
 from wattflow.errors import QuestDBError
 from wattflow.positions import TOTAL
 from wattflow.settings import Settings
@@ -298,16 +299,23 @@ def print_trading_summary(summary: TradingSummary, console: Console, *, limit: i
     shown = min(limit, len(s.products))
     title = f"the {shown} busiest of {len(s.products)} products" if shown < len(s.products) \
         else f"{len(s.products)} product(s), busiest first"
-    table = Table(title=title, title_justify="left")
-    for header in ("product", "orders", "fills", "filled\nMW", "ordered\nMW", "fill\nratio", "slippage\nEUR/MWh",
-                   "denials", "position\nMW", "PnL\nEUR", "imbalance\nMW"):
-        table.add_column(header, justify="left" if header == "product" else "right", no_wrap=True)
-    for row in s.products[:limit]:
-        table.add_row(row["product"], str(row["orders"]), str(row["fills"]), number(row["filled_mw"], 1),
-                      number(row["ordered_mw"], 1), percent(row["fill_ratio"]),
-                      number(row["mean_slippage_eur_per_mwh"], signed=True), str(row["denials"]),
-                      number(row["position_mw"], 1, signed=True), number(row["pnl_eur"], signed=True),
-                      number(row["imbalance_exposure_mw"], 1, signed=True) if row["imbalance_exposure_mw"] else "0.0")
+    headers = ("product", "orders", "fills", "filled\nMW", "ordered\nMW", "fill\nratio", "slippage\nEUR/MWh",
+               "denials", "position\nMW", "PnL\nEUR", "imbalance\nMW")
+    cells = [[row["product"], str(row["orders"]), str(row["fills"]), number(row["filled_mw"], 1),
+              number(row["ordered_mw"], 1), percent(row["fill_ratio"]),
+              number(row["mean_slippage_eur_per_mwh"], signed=True), str(row["denials"]),
+              number(row["position_mw"], 1, signed=True), number(row["pnl_eur"], signed=True),
+              number(row["imbalance_exposure_mw"], 1, signed=True) if row["imbalance_exposure_mw"] else "0.0"]
+             for row in s.products[:limit]]
+    keep, left_out = fit_columns(headers, cells, console.width, ("ordered\nMW", "denials", "fills",
+                                                                  "slippage\nEUR/MWh", "imbalance\nMW",
+                                                                  "fill\nratio", "orders"))
+    caption = f"left out to fit: {', '.join(left_out)}" if left_out else None
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    for c in keep:
+        table.add_column(headers[c], justify="left" if c == 0 else "right", no_wrap=True)
+    for row_cells in cells:
+        table.add_row(*[row_cells[c] for c in keep])
     console.print(table)
 
 
