@@ -133,16 +133,26 @@ def _flow(name: str, settings: Settings, log: Path) -> subprocess.Popen[bytes]:
                             cwd=Path(__file__).resolve().parents[1])
 
 
-def _end_offsets(settings: Settings, topics: list[str]) -> dict[str, int]:
-    from confluent_kafka import Consumer, TopicPartition
+def _end_offsets(settings: Settings, topics: list[str], timeout_s: float = 30.0) -> dict[str, int]:
+    """Sum of the high watermarks of each topic. A topic created a moment ago may have no leader yet
+    (NOT_LEADER_FOR_PARTITION): asked again until ``timeout_s``."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     consumer = Consumer({**settings.kafka.client_config(), "group.id": "wattflow-demo-offsets"})
+    deadline = time.monotonic() + timeout_s
     try:
         ends = {}
         for topic in topics:
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            ends[topic] = sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                              for p in partitions)
+            while True:
+                try:
+                    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+                    ends[topic] = sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                                      for p in partitions)
+                    break
+                except KafkaException:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
         return ends
     finally:
         consumer.close()
