@@ -70,6 +70,20 @@ def register(subparsers: Any) -> None:
     record.set_defaults(func=run_record)
 
 
+def _require_topic(settings: Any, topic: str) -> None:
+    """A KafkaError naming the closest topics when ``topic`` does not exist (the broker creates none itself)."""
+    from connectors.kafka.admin import list_topics
+    from connectors.kafka.inventory import closest_topics
+    from wattflow.errors import KafkaError
+
+    topics = list_topics(settings.kafka, timeout_s=10)
+    if topic not in topics:
+        close = closest_topics(topic, topics)
+        guess = f"did you mean {' or '.join(close)}? " if close else ""
+        raise KafkaError(f"topic {topic} does not exist",
+                         hint=f"{guess}`wattflow topics` lists them; `wattflow stack init` creates wattflow's own")
+
+
 def run_replay(args: argparse.Namespace) -> int:
     from cli.console import console, load_settings
     from connectors.feeds.files import feed_format, read_feed
@@ -81,6 +95,7 @@ def run_replay(args: argparse.Namespace) -> int:
         raise FileNotFoundError(2, "no such file", str(args.file))
     settings = load_settings(args, needs=("kafka",))
     topic = args.topic or settings.topics.raw
+    _require_topic(settings, topic)
     with console.status(f"reading {args.file}..."):
         from connectors.feeds.files import RawFeed, read_raw_feed
 

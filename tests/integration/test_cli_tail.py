@@ -90,3 +90,15 @@ def test_record_keeps_valid_events_names_the_bad_ones_and_dedups_on_request(sett
     assert (all_ids, once_ids) == ([0, 0, 1, 2], [0, 1, 2])
     assert f"{s.topics.raw}[0]@4" in plain.stderr and "left out 1 messages" in " ".join(plain.stderr.split())
     assert "1 repeats left out" in " ".join(once.stdout.split())
+
+
+def test_replay_to_a_topic_that_does_not_exist_says_so_with_the_closest_name(settings: Settings, unique: str,
+                                                                            tmp_path: Path) -> None:
+    s = with_topics(settings, unique, partitions=1)
+    feed = tmp_path / "one.jsonl"
+    feed.write_bytes(trade(1, f"src-{unique}") + b"\n")
+    result = wattflow(flow_env(s), "replay", str(feed), "--topic", s.topics.raw[:-1])
+    assert result.returncode == 1, result.stdout + result.stderr
+    said = " ".join(result.stderr.split())
+    assert f"topic {s.topics.raw[:-1]} does not exist" in said and f"did you mean {s.topics.raw}" in said
+    assert "Traceback" not in result.stderr
