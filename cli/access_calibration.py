@@ -40,7 +40,7 @@ from operators.signals import _PartitionLogic
 from paper.feed_faults import Silence, silence
 from paper.simulator import simulate_day
 from wattflow.batches import RawBatch
-from wattflow.domain import NS_PER_MINUTE, Product, gate_closure_ns
+from wattflow.domain import NS_PER_MINUTE, gate_closure_ns
 from wattflow.features import FeatureBatch
 
 AREA = "DE-LU"
@@ -64,7 +64,7 @@ def faulted_day(seed: int, *, scale: float = 0.1, every: int = 5) -> tuple[FeedF
 
 def offline_features(frame: FeedFrame, batch_size: int = 5_000) -> list[FeatureBatch]:
     """The trading flow's features of a feed on one partition, in log order, without Kafka (the same operator)."""
-    values = json_lines(frame)
+    values: list[bytes | None] = list(json_lines(frame))
     logic = _PartitionLogic(None, FeatureSettings(in_log_order=True), load_models([], ModelSettings()), (15, 60))
     out: list[FeatureBatch] = []
     for start in range(0, len(values), batch_size):
@@ -108,7 +108,8 @@ def plot(table: list[tuple[float, float, float, int]], path: Path, title: str) -
     observed = [row[2] for row in table]
     counts = [row[3] for row in table]
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
-    ax.scatter(predicted, observed, s=[max(10.0, 400 * c / max(counts)) for c in counts], label="bin of 0.1 (size: trades)")
+    sizes = [max(10.0, 400 * c / max(counts)) for c in counts]
+    ax.scatter(predicted, observed, s=sizes, label="bin of 0.1 (size: trades)")
     ax.plot(predicted, observed, color="C0")
     ax.set_xlabel("predicted fill probability before gate closure")
     ax.set_ylabel("observed share filled (1 MW within 15 min, while seen)")
@@ -139,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                          "brier": float(np.mean((predicted - y_check) ** 2)),
                          "table": calibration_table(predicted, y_check)}
     base_rate = float(y_check.mean())
-    summary = {"fit_day": {"seed": 7, "trades": int(len(y_fit)), "outages": len(fit_faults)},
-               "check_day": {"seed": 11, "trades": int(len(y_check)), "outages": len(check_faults),
+    summary = {"fit_day": {"seed": 7, "trades": len(y_fit), "outages": len(fit_faults)},
+               "check_day": {"seed": 11, "trades": len(y_check), "outages": len(check_faults),
                              "observed_rate": base_rate, "brier_of_base_rate": base_rate * (1 - base_rate)},
                **results}
     (args.out / "access_calibration.json").write_text(json.dumps(summary, indent=1))
