@@ -71,6 +71,8 @@ class AccessState:
     book_tolerance_ns: float = np.nan  # after the last book update
     open_gap_start_ns: int = _NO_GAP
     events: list[Event] = field(default_factory=list)
+    ended: list[tuple[int, int, float]] = field(default_factory=list)  # book gaps ended in this release
+    opened: list[int] = field(default_factory=list)  # book gaps seen open in this release (their starts)
 
     def take_events(self) -> list[Event]:
         events, self.events = self.events, []
@@ -89,13 +91,9 @@ class AccessState:
         tolerance_before = np.concatenate([[before_tolerance], tolerance[:-1]])
         gaps = ts_ns - previous
         for i in np.flatnonzero(gaps > tolerance_before).tolist():
-            start, end = int(previous[i]), int(ts_ns[i])
-            self.events.append(Event(end, "FEED_GAP_ENDED", self.product, "INFO", {
-                "stream": "book", "start_ns": start, "end_ns": end, "silent_s": (end - start) / NS_PER_SECOND,
-                "rhythm_s": float(tolerance_before[i]) / s.tolerance_factor / NS_PER_SECOND,
-                "tolerance_s": float(tolerance_before[i]) / NS_PER_SECOND,
-                "seen_open": self.open_gap_start_ns == start}))
-        self.open_gap_start_ns = _NO_GAP
+            # Recorded when the release is finished (:meth:`finish`): trades earlier in the log than this update
+            # may still be taken in this release, and may be the ones that saw the gap open.
+            self.ended.append((int(previous[i]), int(ts_ns[i]), float(tolerance_before[i])))
         self.book_tolerance_ns = float(tolerance[-1])
         return tolerance, before_tolerance, before_last
 
@@ -123,8 +121,23 @@ class AccessState:
             start = int(last_book_ns[i])
             if start != self.open_gap_start_ns:
                 self.open_gap_start_ns = start
+                self.opened.append(start)
                 self.events.append(Event(int(ts_ns[i]), "FEED_GAP", self.product, "WARNING", {
                     "stream": "book", "start_ns": start, "silent_s": silence[i] / NS_PER_SECOND,
                     "tolerance_s": float(book_tolerance[i]) / NS_PER_SECOND,
                     "book_coverage": float(book_cov[i])}))
         return book_cov, trade_cov
+
+    def finish(self) -> None:
+        """End of one release (its book updates and trades taken): record the book gaps it ended, then put this
+        release's events in market-time order."""
+        s = self.settings
+        for start, end, tolerance in self.ended:
+            self.events.append(Event(end, "FEED_GAP_ENDED", self.product, "INFO", {
+                "stream": "book", "start_ns": start, "end_ns": end, "silent_s": (end - start) / NS_PER_SECOND,
+                "rhythm_s": tolerance / s.tolerance_factor / NS_PER_SECOND, "tolerance_s": tolerance / NS_PER_SECOND,
+                "seen_open": start == self.open_gap_start_ns or start in self.opened}))
+            if start == self.open_gap_start_ns:
+                self.open_gap_start_ns = _NO_GAP
+        self.ended, self.opened = [], []
+        self.events.sort(key=lambda event: event.ts_ns)

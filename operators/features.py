@@ -183,9 +183,11 @@ class ProductFeatures:
         if book_values.shape[1]:
             # Kept even when no trade is released now: a later trade sees the book as these updates left it.
             self.last_book = book_values[:, -1].copy()
-        if not len(released_ticks):
-            return None
-        return self._features(released_ticks, released_book, book_values, book_before, book_tolerance)
+        features = None
+        if len(released_ticks):
+            features = self._features(released_ticks, released_book, book_values, book_before, book_tolerance)
+        self.access_state().finish()
+        return features
 
     def _apply_book(self, book: BookBatch) -> F64:
         if not len(book):
