@@ -27,9 +27,9 @@ T0 = CLOSE - 180 * NS_PER_MINUTE
 def rhythm_reference(ts_ns: np.ndarray, weight: float, cap: float) -> np.ndarray:
     """The rhythm formula written out with Python floats, one event at a time."""
     out, rhythm, last = [], math.nan, None
-    for t in ts_ns.tolist():
+    for ts in ts_ns.tolist():
+        t = ts if last is None else max(ts, last)
         if last is not None:
-            t = max(t, last)
             gap = float(t - last)
             if gap > 0 and math.isnan(rhythm):
                 rhythm = gap
