@@ -8,7 +8,8 @@ Reads the raw topic (the feed adapter's or a replay's ``md.raw.<source>``, each 
 its feed order), the venue's execution reports and the kill switch's ``control`` topic. Nothing between a
 tick and its order waits on QuestDB or on a Kafka round trip: a trade's features and signals are computed
 when it is read (``operators.features``, in log order) and the engine acts on them in the same step batch.
-What the flow derives (features, signals; orders, their outcomes, events and positions from the order sink)
+What the flow derives (features with the measured market access, signals, the feed-gap events of
+``operators.access``; orders, their outcomes, events and positions from the order sink)
 goes to Kafka without waiting per batch; delivery is confirmed before each snapshot commits. The store flow
 (``flows.store``) writes raw-validated ticks and every derived topic to QuestDB, beside this flow.
 
@@ -28,6 +29,7 @@ from connectors.kafka.sink import KafkaRecords
 from connectors.kafka.source import KafkaBatchSource
 from connectors.venue.adapter import venue_settings_with_key
 from connectors.venue.order_sink import PARTITION, OrderSink
+from connectors.wire.events import encode_event
 from connectors.wire.execution_inputs import decode_inputs
 from connectors.wire.features import feature_records
 from connectors.wire.market import decode_batch
@@ -68,8 +70,10 @@ def get_flow(settings: Settings | None = None, *, tail: bool = True, batch_size:
     op.output("orders", keyed, OrderSink(venue_settings_with_key(settings), settings.kafka, topics))
 
     def derived(step: MarketStep) -> tuple[str, list[KafkaRecords]]:
+        events = [KafkaRecords(topics.events, [e.kind for e in step.events],
+                               [encode_event(e, "trading") for e in step.events])] if step.events else []
         return PART, [*(feature_records(batch, topics.features) for batch in step.features),
-                      *(signal_records(batch, topics.signals) for batch in step.signals)]
+                      *(signal_records(batch, topics.signals) for batch in step.signals), *events]
 
     op.output("publish", op.map("derived", steps, derived), PublishSink(settings.kafka))
     return flow

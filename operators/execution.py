@@ -67,6 +67,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from operators.order_path import OrderPath
 from operators.positions import Positions
 from operators.risk import OrderIntent, PreTradeRisk, RiskLimits, RiskState
 from operators.sizing import SizingSettings, plan_from_market
@@ -98,6 +99,10 @@ class EngineSettings:
     flatten_before_gate_min: float = execution_default("flatten_before_gate_min")
     stale_after_ns: int = round(execution_default("stale_after_s") * NS_PER_SECOND)  # 0: no staleness watch
     reducing_reserve_orders: int = execution_default("reducing_reserve_orders")
+    min_access: float = execution_default("min_access")
+    min_fill_probability: float = execution_default("min_fill_probability")
+    order_path_half_life_ns: int = round(execution_default("order_path_half_life_s") * NS_PER_SECOND)
+    order_path_tolerated_failures: float = execution_default("order_path_tolerated_failures")
 
     @classmethod
     def from_settings(cls, settings: ExecutionSettings) -> EngineSettings:
@@ -114,7 +119,9 @@ class EngineSettings:
                             order_interval_ns=round(settings.rate_interval_s * NS_PER_SECOND))
         return cls(sizing, limits, round(settings.order_ttl_s * NS_PER_SECOND), settings.reprice_eur_per_mwh,
                    round(settings.clip_interval_s * NS_PER_SECOND), settings.flatten_before_gate_min,
-                   round(settings.stale_after_s * NS_PER_SECOND), settings.reducing_reserve_orders)
+                   round(settings.stale_after_s * NS_PER_SECOND), settings.reducing_reserve_orders,
+                   settings.min_access, settings.min_fill_probability,
+                   round(settings.order_path_half_life_s * NS_PER_SECOND), settings.order_path_tolerated_failures)
 
 
 # --- inputs ------------------------------------------------------------------------------------------
@@ -157,6 +164,12 @@ class EngineState:
     last_exec_id: dict[str, int] = field(default_factory=dict)  # client order id -> last applied exec_id
     last_signal: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (product, model) -> (ts, id)
     clock_ns: int = 0
+    #: Venue-wide order-path availability (None in a snapshot from before it was measured).
+    order_path: OrderPath | None = None
+    #: Products whose access is below ``min_access`` -> (since when, the access then); reduce-only until back.
+    blind: dict[str, tuple[int, float]] | None = None
+    #: Products being flattened because their fill probability is below ``min_fill_probability`` -> since when.
+    unworkable: dict[str, int] | None = None
 
 
 # --- the engine --------------------------------------------------------------------------------------
@@ -167,6 +180,13 @@ class ExecutionEngine:
         self.settings = settings or EngineSettings()
         self.state = state or EngineState()
         self.risk = PreTradeRisk(self.settings.limits, self.state.risk)
+        if self.state.order_path is None:
+            self.state.order_path = OrderPath(self.settings.order_path_half_life_ns,
+                                              self.settings.order_path_tolerated_failures)
+        if self.state.blind is None:
+            self.state.blind = {}
+        if self.state.unworkable is None:
+            self.state.unworkable = {}
 
     @property
     def trading_state(self) -> TradingState:
@@ -220,9 +240,12 @@ class ExecutionEngine:
         last = state.last_order_ns.get(product)
         if working is None and last is not None and row.ts_ns - last < self.settings.clip_interval_ns:
             return out
-        reduce_only = self.trading_state is TradingState.REDUCING or product in state.stale
         position = state.positions.position_mw(product)
+        blind = self._watch_access(row, position, out)
+        reduce_only = self.trading_state is TradingState.REDUCING or product in state.stale or blind
         target = self._target_mw(product, position, row.market.minutes_to_gate_closure, reduce_only)
+        if product in self._unworkable:
+            target = 0.0  # cannot be worked before the gate while it still can: flatten
         wanted = plan_from_market(product, row.model, row.ts_ns, row.trade_id, target, market=row.market,
                                   position_mw=position, settings=self.settings.sizing)
         plan = self._within_limits(wanted, position, row.ts_ns, reduce_only)
@@ -249,6 +272,64 @@ class ExecutionEngine:
                                               plan.quantity_mw, plan.quantity_mw, plan.tif, row.ts_ns)
         out.commands.append(Submit(plan, row.ts_ns, reduce_only, time.time_ns()))
         return out
+
+    @property
+    def _blind(self) -> dict[str, tuple[int, float]]:
+        assert self.state.blind is not None
+        return self.state.blind
+
+    @property
+    def _unworkable(self) -> dict[str, int]:
+        assert self.state.unworkable is not None
+        return self.state.unworkable
+
+    @property
+    def order_path(self) -> OrderPath:
+        assert self.state.order_path is not None
+        return self.state.order_path
+
+    def access(self, row: SignalRow) -> tuple[float, float, float]:
+        """(feed access, order-path availability, market access = their product) at a signal; a feed access not
+        measured (NaN, an old row) counts as 1."""
+        feed = row.market.feed_access
+        feed = 1.0 if math.isnan(feed) else feed
+        path = self.order_path.availability(row.ts_ns)
+        return feed, path, feed * path
+
+    def _watch_access(self, row: SignalRow, position_mw: float, out: EngineOutput) -> bool:
+        """Is the product blind (market access below ``min_access``: no new exposure)? Records each change of that
+        (``ACCESS_LOST`` / ``ACCESS_RESTORED``) and of whether its position can still be worked before the gate
+        (``POSITION_UNWORKABLE`` / ``POSITION_WORKABLE``: below ``min_fill_probability`` it is flattened)."""
+        product = row.product
+        feed, path, access = self.access(row)
+        numbers = {"access": access, "feed_access": feed, "order_path_availability": path,
+                   "min_access": self.settings.min_access, "position_mw": position_mw,
+                   "minutes_to_gate_closure": row.market.minutes_to_gate_closure, "trade_id": row.trade_id}
+        blind = self._blind
+        if access < self.settings.min_access and product not in blind:
+            blind[product] = (row.ts_ns, access)
+            out.events.append(Event(row.ts_ns, "ACCESS_LOST", product, "WARNING", {
+                "from": TradingState.ACTIVE.value, "to": TradingState.REDUCING.value, **numbers}))
+        elif access >= self.settings.min_access and product in blind:
+            since_ns, _ = blind.pop(product)
+            out.events.append(Event(row.ts_ns, "ACCESS_RESTORED", product, "INFO", {
+                "from": TradingState.REDUCING.value, "to": TradingState.ACTIVE.value,
+                "start_ns": since_ns, "blind_s": (row.ts_ns - since_ns) / NS_PER_SECOND, **numbers}))
+        probability = row.market.fill_probability
+        unworkable = self._unworkable
+        low = (self.settings.min_fill_probability > 0 and math.isfinite(probability)
+               and probability < self.settings.min_fill_probability)
+        if low and abs(position_mw) > _EPSILON_MW and product not in unworkable:
+            unworkable[product] = row.ts_ns
+            out.events.append(Event(row.ts_ns, "POSITION_UNWORKABLE", product, "WARNING", {
+                "fill_probability": probability, "min_fill_probability": self.settings.min_fill_probability,
+                **numbers}))
+        elif product in unworkable and (not low or abs(position_mw) <= _EPSILON_MW):
+            since_ns = unworkable.pop(product)
+            out.events.append(Event(row.ts_ns, "POSITION_WORKABLE", product, "INFO", {
+                "fill_probability": probability, "start_ns": since_ns,
+                "flattening_s": (row.ts_ns - since_ns) / NS_PER_SECOND, **numbers}))
+        return product in blind
 
     def _within_limits(self, plan: OrderPlan | None, position_mw: float, ts_ns: int,
                        reduce_only: bool) -> OrderPlan | None:
@@ -376,6 +457,11 @@ class ExecutionEngine:
     def _on_report(self, report: Mapping[str, Any], out: EngineOutput) -> bool:
         state = self.state
         cid, product = str(report["client_order_id"]), str(report["product"])
+        if str(report["kind"]) == "status":
+            # The order sink's word on an order it could not place yet (BLOCKED by the open breaker) or whose
+            # outcome is unknown: the order path failed; the order itself is still the sink's to finish.
+            self._order_path_failed(str(report.get("status")), report, out)
+            return False
         exec_id = int(report.get("exec_id", 0))
         if exec_id and exec_id <= state.last_exec_id.get(cid, 0):
             return False  # a repeat (at-least-once delivery)
@@ -404,8 +490,22 @@ class ExecutionEngine:
                 out.events.append(Event(int(report.get("ts_ns") or state.clock_ns), "ORDER_REJECTED", product,
                                         "WARNING", {"client_order_id": cid, "reason": report.get("reason"),
                                                     "source": report.get("source", "venue")}))
+                self._order_path_failed(f"REJECTED:{report.get('reason')}", report, out)
             return True
         return False
+
+    def _order_path_failed(self, reason: str, report: Mapping[str, Any], out: EngineOutput) -> None:
+        """Count a failed order outcome at the engine's clock (market time); record when the order path falls
+        below ``min_access`` (``ORDER_PATH_DEGRADED``, with the numbers)."""
+        path = self.order_path
+        now = self.state.clock_ns
+        before = path.availability(now)
+        after = path.on_failure(now, reason)
+        if before >= self.settings.min_access > after:
+            out.events.append(Event(now, "ORDER_PATH_DEGRADED", "", "WARNING", {
+                "order_path_availability": after, "min_access": self.settings.min_access,
+                "recent_failures": path.failures, "reason": reason,
+                "client_order_id": report.get("client_order_id"), "failures_by_reason": dict(path.by_reason)}))
 
     # -- the kill switch --------------------------------------------------------------------------
 

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from operators.access import AccessSettings, AccessState
+from operators.access_prediction import fill_probability
 from operators.kernels import (
     BookState,
     EwmaState,
@@ -56,6 +58,7 @@ from wattflow.features import BOOK_FEATURES, FEATURE_NAMES, FeatureBatch
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
+_COLUMN = {name: k for k, name in enumerate(FEATURE_NAMES)}
 _BOOK_COLUMNS = slice(FEATURE_NAMES.index(BOOK_FEATURES[0]), FEATURE_NAMES.index(BOOK_FEATURES[-1]) + 1)
 
 
@@ -72,6 +75,8 @@ class FeatureSettings:
     #: Release each event when it is read, in the order of the log (the trading flow), instead of holding it
     #: back until both streams passed its event time (the signals flow's merge of separate topics).
     in_log_order: bool = False
+    #: How feed coverage is measured (``operators.access``).
+    access: AccessSettings = field(default_factory=AccessSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,12 @@ class ProductFeatures:
     last_book_seq: int = _NO_TS
     forced_releases: int = 0
     repeats_dropped: int = 0
+    access: AccessState | None = None  # None in a snapshot from before access was measured
+
+    def access_state(self) -> AccessState:
+        if self.access is None:
+            self.access = AccessState(self.product, self.settings.access)
+        return self.access
 
     @classmethod
     def new(cls, product: str, settings: FeatureSettings) -> ProductFeatures:
@@ -167,13 +178,16 @@ class ProductFeatures:
         self.held_ticks = [ticks[1]] if len(ticks[1]) else []
         released_book, released_ticks = book[0], ticks[0]
         book_values = self._apply_book(released_book)
+        book_tolerance = self.access_state().on_book(released_book.ts_ns)
         book_before = self.last_book
         if book_values.shape[1]:
             # Kept even when no trade is released now: a later trade sees the book as these updates left it.
             self.last_book = book_values[:, -1].copy()
-        if not len(released_ticks):
-            return None
-        return self._features(released_ticks, released_book, book_values, book_before)
+        features = None
+        if len(released_ticks):
+            features = self._features(released_ticks, released_book, book_values, book_before, book_tolerance)
+        self.access_state().finish()
+        return features
 
     def _apply_book(self, book: BookBatch) -> F64:
         if not len(book):
@@ -183,7 +197,8 @@ class ProductFeatures:
                                band_eur_per_mwh=self.settings.band_eur_per_mwh)
         return np.vstack(features)
 
-    def _features(self, ticks: TickBatch, book: BookBatch, book_values: F64, book_before: F64) -> FeatureBatch:
+    def _features(self, ticks: TickBatch, book: BookBatch, book_values: F64, book_before: F64,
+                  book_tolerance: tuple[F64, float, int | None]) -> FeatureBatch:
         ts, price, quantity = ticks.ts_ns, ticks.price_eur_per_mwh, ticks.quantity_mw
         n = len(ts)
         out = np.empty((len(FEATURE_NAMES), n))
@@ -209,9 +224,23 @@ class ProductFeatures:
         if seen.any():
             out[_BOOK_COLUMNS, seen] = book_values[:, position[seen]]
         anchor = self.day_ahead_eur_per_mwh
-        out[-3] = anchor
-        out[-2] = spread_to_day_ahead(price, anchor)
-        out[-1] = time_to_gate_closure_min(ts, self.gate_closure_ns)
+        out[_COLUMN["day_ahead_eur_per_mwh"]] = anchor
+        out[_COLUMN["spread_to_day_ahead_eur_per_mwh"]] = spread_to_day_ahead(price, anchor)
+        minutes = out[_COLUMN["minutes_to_gate_closure"]] = time_to_gate_closure_min(ts, self.gate_closure_ns)
+        # Access: the last book update before each trade (as for the book columns) and its tolerance.
+        tolerances, tolerance_before, last_before = book_tolerance
+        last_book_ns = np.full(n, _NO_TS if last_before is None else last_before, dtype=np.int64)
+        book_tolerance_ns = np.full(n, tolerance_before)
+        if seen.any():
+            last_book_ns[seen] = book.ts_ns[position[seen]]
+            book_tolerance_ns[seen] = tolerances[position[seen]]
+        book_cov, trade_cov = self.access_state().on_trades(ts, last_book_ns, book_tolerance_ns)
+        access = np.minimum(book_cov, trade_cov)
+        out[_COLUMN["book_coverage"]], out[_COLUMN["trade_coverage"]] = book_cov, trade_cov
+        out[_COLUMN["feed_access"]] = access
+        out[_COLUMN["fill_probability"]] = fill_probability(
+            access, minutes, out[_COLUMN["bid_depth_near_mid_mw"]] + out[_COLUMN["ask_depth_near_mid_mw"]],
+            out[_COLUMN["trades_per_min"]])
         return FeatureBatch(self.product, ts.copy(), ticks.trade_id.copy(), out, log_positions(ticks))
 
 

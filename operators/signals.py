@@ -14,8 +14,9 @@ from operators.features import FeatureSettings, ProductEvents, ProductFeatures
 from operators.models import Model
 from wattflow.batches import BookBatch, IngestBatch, TickBatch
 from wattflow.domain import NS_PER_MINUTE, Product
+from wattflow.events import Event
 from wattflow.features import FeatureBatch
-from wattflow.signals import FULL_ACCESS, SignalBatch, SignalRow
+from wattflow.signals import MarketAccess, SignalBatch, SignalRow
 
 
 def by_product(batch: IngestBatch, durations_min: tuple[int, ...] = (15, 60)) -> list[tuple[str, ProductEvents]]:
@@ -63,6 +64,7 @@ class _FeatureLogic(StatefulLogic[ProductEvents, FeatureBatch, ProductFeatures])
         if self.state is None:
             self.state = ProductFeatures.new(value.product, self.settings)
         produced = self.state.on_events(value)
+        self.state.access_state().take_events()  # this flow has no events output: access events are the trading flow's
         return ([produced] if produced is not None else []), False
 
     def on_eof(self) -> tuple[list[FeatureBatch], bool]:
@@ -88,7 +90,8 @@ def product_features(step_id: str, up: Stream[tuple[str, ProductEvents]], *,
 @operator
 def run_models(step_id: str, up: Stream[FeatureBatch], *, models: list[Model]) -> Stream[SignalBatch]:
     """Every model on every feature batch (models are pure functions of the features)."""
-    return op.flat_map("signals", up, lambda features: [m.signals(features, FULL_ACCESS) for m in models])
+    return op.flat_map("signals", up, lambda features: [m.signals(features, MarketAccess.of(features))
+                                                        for m in models])
 
 
 
@@ -101,6 +104,8 @@ class MarketStep:
     features: list[FeatureBatch]
     signals: list[SignalBatch]
     rows: list[SignalRow]
+    #: Access events (feed gaps) the batch revealed, in the order the products' events were taken.
+    events: list[Event] = field(default_factory=list)
 
 
 @dataclass
@@ -121,16 +126,20 @@ class _PartitionLogic(StatefulLogic[IngestBatch, MarketStep, PartitionFeatures])
     def on_item(self, value: IngestBatch) -> tuple[list[MarketStep], bool]:
         products = self.state.products
         features: list[FeatureBatch] = []
-        for key, events in by_product(value, self.durations_min):
+        events: list[Event] = []
+        for key, arrived in by_product(value, self.durations_min):
             state = products.get(key)
             if state is None:
                 state = products[key] = ProductFeatures.new(key, self.settings)
-            produced = state.on_events(events)
+            produced = state.on_events(arrived)
+            events += state.access_state().take_events()
             if produced is not None:
                 features.append(produced)
-        if not features:
+        if not features and not events:
             return [], StatefulLogic.RETAIN
-        return [market_step(features, self.models)], StatefulLogic.RETAIN
+        step = market_step(features, self.models)
+        step.events.extend(events)
+        return [step], StatefulLogic.RETAIN
 
     def snapshot(self) -> PartitionFeatures:
         return self.state
@@ -144,7 +153,7 @@ def market_step(features: list[FeatureBatch], models: list[Model]) -> MarketStep
     for batch in features:
         positions = batch.log_position.tolist() if batch.log_position is not None else [0] * len(batch)
         for rank, model in enumerate(models):
-            produced = model.signals(batch, FULL_ACCESS)
+            produced = model.signals(batch, MarketAccess.of(batch))
             signals.append(produced)
             keyed += [(position, rank, row) for position, row in zip(positions, produced.rows(), strict=True)]
     keyed.sort(key=lambda item: (item[0], item[1]))

@@ -60,7 +60,7 @@ def signals(targets: Sequence[float], *, first_trade: int, gap_s: float = 30, bi
     market = {"minutes_to_gate_closure": (close - ts) / 60e9, "best_bid_eur_per_mwh": np.full(n, bid),
               "best_ask_eur_per_mwh": np.full(n, ask), "mid_eur_per_mwh": np.full(n, (bid + ask) / 2),
               "bid_depth_near_mid_mw": np.full(n, depth_mw), "ask_depth_near_mid_mw": np.full(n, depth_mw),
-              "volume_mw": np.full(n, 100.0)}
+              "volume_mw": np.full(n, 100.0), "feed_access": np.full(n, 1.0), "fill_probability": np.full(n, np.nan)}
     assert set(market) == set(MARKET_COLUMNS)
     return SignalBatch(product, "mean_reversion", ts, np.arange(first_trade, first_trade + n, dtype=np.int64),
                        np.sign(np.asarray(targets)).astype(np.int8), np.abs(np.asarray(targets)) / 10,

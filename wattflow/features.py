@@ -18,6 +18,10 @@ I64 = NDArray[np.int64]
 BOOK_FEATURES = ("best_bid_eur_per_mwh", "best_ask_eur_per_mwh", "mid_eur_per_mwh", "spread_eur_per_mwh",
                  "bid_depth_mw", "ask_depth_mw", "imbalance", "bid_depth_near_mid_mw", "ask_depth_near_mid_mw")
 
+#: Market access (``operators.access``, ``operators.access_prediction``), each in [0, 1]: added after the first
+#: version, so a message or row without them reads as NaN ("not measured"), which models and the engine take as 1.
+ACCESS_FEATURES = ("book_coverage", "trade_coverage", "feed_access", "fill_probability")
+
 #: Feature columns, in order, with their units in the names.
 FEATURE_NAMES: tuple[str, ...] = (
     "price_eur_per_mwh", "quantity_mw", "side",
@@ -25,6 +29,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "ewma_fast_eur_per_mwh", "ewma_slow_eur_per_mwh", "trades_per_min", "intensity_trend_per_min2",
     *BOOK_FEATURES,
     "day_ahead_eur_per_mwh", "spread_to_day_ahead_eur_per_mwh", "minutes_to_gate_closure",
+    *ACCESS_FEATURES,
 )
 
 

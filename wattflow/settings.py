@@ -250,6 +250,15 @@ class ExecutionSettings(BaseSettings):
     #: Orders of each interval's rate budget that only position-reducing orders may use: when the budget runs
     #: low, the engine defers orders that add exposure (keeping the latest target) and still reduces.
     reducing_reserve_orders: int = Field(default=2, ge=0)
+    #: A product whose market access (measured feed access x order-path availability, ``operators.access``,
+    #: ``operators.order_path``) is below this gets no new exposure, only position-reducing orders, until it is back.
+    min_access: float = Field(default=0.5, ge=0, le=1)
+    #: A product holding a position whose predicted fill probability before gate closure
+    #: (``operators.access_prediction``) is below this is flattened while it still can be (0: off).
+    min_fill_probability: float = Field(default=0.1, ge=0, le=1)
+    #: Order-path availability: half-life (market time) of a failed order outcome, and the failures tolerated.
+    order_path_half_life_s: float = Field(default=300.0, gt=0)
+    order_path_tolerated_failures: float = Field(default=3.0, gt=0)
 
 
 def execution_default(name: str) -> Any:

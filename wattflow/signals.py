@@ -9,6 +9,7 @@ is ``connectors.wire.signals``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,20 +20,33 @@ from wattflow.features import FeatureBatch
 
 @dataclass(frozen=True, slots=True)
 class MarketAccess:
-    """How much of the market we see for a product: 1.0 full view, 0.0 blind."""
+    """How much of the market we see for a product at each of its trades (``operators.access``): 1.0 full view,
+    0.0 blind. ``coverage`` is the measured feed access (``min(book_coverage, trade_coverage)``),
+    ``book_coverage`` the book's alone, ``fill_probability`` the predicted chance that an order placed now is
+    worked and filled before gate closure (``operators.access_prediction``); each a float (the same at every
+    trade) or an array with one value per trade. Unmeasured (NaN, a row from before access was measured): 1.0."""
 
-    coverage: float = 1.0
-    feed_gaps_last_hour: int = 0
-    venue_outage: bool = False
+    coverage: float | NDArray[np.float64] = 1.0
+    book_coverage: float | NDArray[np.float64] = 1.0
+    fill_probability: float | NDArray[np.float64] = 1.0
+
+    @classmethod
+    def of(cls, features: FeatureBatch) -> MarketAccess:
+        """The access measured at each trade of ``features``."""
+        def column(name: str) -> NDArray[np.float64]:
+            return np.nan_to_num(features.column(name), nan=1.0)
+
+        return cls(column("feed_access"), column("book_coverage"), column("fill_probability"))
 
 
+#: Full access: what a model is given when nothing was measured (a test of the model alone).
 FULL_ACCESS = MarketAccess()
 
 
 #: The feature columns a signal carries as its ``market`` snapshot: what order sizing needs to know.
 MARKET_COLUMNS: tuple[str, ...] = (
     "minutes_to_gate_closure", "best_bid_eur_per_mwh", "best_ask_eur_per_mwh", "mid_eur_per_mwh",
-    "bid_depth_near_mid_mw", "ask_depth_near_mid_mw", "volume_mw")
+    "bid_depth_near_mid_mw", "ask_depth_near_mid_mw", "volume_mw", "feed_access", "fill_probability")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +96,9 @@ class MarketSnapshot:
     bid_depth_near_mid_mw: float
     ask_depth_near_mid_mw: float
     volume_mw: float
+    #: Measured feed access in [0, 1] and the predicted fill probability (NaN: not measured, e.g. an old row).
+    feed_access: float = math.nan
+    fill_probability: float = math.nan
 
     @classmethod
     def of(cls, features: FeatureBatch, row: int) -> MarketSnapshot:

@@ -379,9 +379,21 @@ class OrderDesk:
 _NEVER_AT_VENUE = {"CANCELLED_UNSENT": "cancel", "NOT_SENT": "cancel", "NOT_FOUND": "cancel"}
 
 
+#: Outcomes that say the order path failed while the order stays the sink's to finish: reported as ``status`` (the
+#: engine counts them against order-path availability and releases nothing). Negative exec ids keep them apart
+#: from the venue's reports and from each other in the store's dedup keys.
+_PATH_FAILED = {"BLOCKED": -1, "UNKNOWN": -2}
+
+
 def local_report(record: OrderRecord) -> dict[str, Any] | None:
     """An execution report for an order the venue will never report on (never sent, or unknown to it), so that
-    the engine releases what pre-trade risk still counts for it; None when the venue reports by itself."""
+    the engine releases what pre-trade risk still counts for it; a ``status`` report for a submit refused unsent by
+    the open breaker or left unknown (the order path failed); None when the venue reports by itself."""
+    if record.action == OrderAction.SUBMIT and record.status in _PATH_FAILED and record.client_order_id != "*":
+        return {"exec_id": _PATH_FAILED[record.status], "kind": "status", "ts_ns": record.ts_ns,
+                "client_order_id": record.client_order_id, "product": record.product, "side": record.side,
+                "status": record.status, "last_quantity_mw": 0.0, "reason": record.reason or record.status,
+                "source": "order_sink"}
     kind = _NEVER_AT_VENUE.get(record.status)
     if kind is None and record.status == "REJECTED" and record.reason.startswith("HTTP_"):
         kind = "reject"  # refused before the venue's order entry (a malformed request)

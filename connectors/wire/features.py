@@ -11,7 +11,7 @@ import orjson
 
 from connectors.kafka.sink import KafkaRecords
 from connectors.wire.columns import Float, Int64, chunks, float_column, int_column
-from wattflow.features import FEATURE_NAMES, FeatureBatch
+from wattflow.features import ACCESS_FEATURES, FEATURE_NAMES, FeatureBatch
 
 
 def feature_records(features: FeatureBatch, topic: str) -> KafkaRecords:
@@ -29,10 +29,13 @@ def feature_records(features: FeatureBatch, topic: str) -> KafkaRecords:
     return KafkaRecords(topic, keys, values)
 
 
-#: A message's columns: exactly ts_ns, trade_id and every feature (an unknown or missing column is an error).
+#: A message's columns: exactly ts_ns, trade_id and every feature (an unknown or missing column is an error), except
+#: the access columns, added later: a message written before them reads them as NaN (not measured).
 _Columns: Any = msgspec.defstruct(
     "FeatureColumns",
-    [("ts_ns", list[Int64]), ("trade_id", list[Int64]), *((name, list[Float]) for name in FEATURE_NAMES)],
+    [("ts_ns", list[Int64]), ("trade_id", list[Int64]),
+     *((name, list[Float]) for name in FEATURE_NAMES if name not in ACCESS_FEATURES),
+     *((name, list[Float] | None, None) for name in ACCESS_FEATURES)],
     forbid_unknown_fields=True)
 _Message: Any = msgspec.defstruct(
     "FeaturesMessage", [("product", str), ("kind", Literal["features"]), ("columns", _Columns)],
@@ -50,6 +53,7 @@ def decode_features(value: bytes | Mapping[str, Any]) -> FeatureBatch:
     n = len(columns.ts_ns)
     values = np.empty((len(FEATURE_NAMES), n), dtype=np.float64)
     for k, name in enumerate(FEATURE_NAMES):
-        values[k] = float_column(getattr(columns, name), n, name)
+        column = getattr(columns, name)
+        values[k] = np.nan if column is None else float_column(column, n, name)
     return FeatureBatch(message.product, int_column(columns.ts_ns, n, "ts_ns"),
                         int_column(columns.trade_id, n, "trade_id"), values)

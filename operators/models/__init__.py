@@ -3,9 +3,11 @@
 A model is one module in this package that defines ``build(settings) -> Model``; it is switched on by
 naming it in ``WATTFLOW_SIGNALS_MODELS`` (comma-separated). That is all adding a model takes.
 
-Every model also receives :class:`MarketAccess`: what we know about the part of the market we do *not* see
-(feed gaps, venue outages), built from the exceptional-events topic. A model should lower its confidence
-when access is partial; until the events feed-back lands it reports full access.
+Every model also receives :class:`MarketAccess`: how much of the product's market we saw at each trade, measured
+from the feed itself (``operators.access``: book and trade coverage against the product's usual rhythm) and the
+predicted chance of filling before gate closure (``operators.access_prediction``). A model scales its confidence
+and its target by access and says how in its docstring; the order path (rejects, venue outages) is the engine's
+to weigh (``operators.order_path``), since it depends on reports that are not part of the market-data log.
 """
 
 from __future__ import annotations

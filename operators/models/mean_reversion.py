@@ -5,8 +5,13 @@ EUR/MWh) and the slow EWMA ``e`` of traded prices (which carries what the market
 and solar forecast error). Without a day-ahead price, ``f = e``. The deviation is scaled by the realised
 volatility of the window (floored at 1 EUR/MWh): ``z = (p - f) / max(sigma, 1)``. Beyond ``entry_z`` the
 model leans against the deviation: ``direction = -sign(z)``, ``strength = min((|z| - entry_z) / entry_z, 1)``.
-Confidence grows with trading activity (``trades_per_min / 2``, capped at 1) and with market access;
-the horizon is the time left to gate closure, at most 30 minutes.
+Confidence grows with trading activity (``trades_per_min / 2``, capped at 1); the horizon is the time left to
+gate closure, at most 30 minutes.
+
+**Market access** (``access.coverage`` = measured feed access ``a`` in [0, 1] at each trade, ``operators.access``):
+confidence and strength (so the target, ``strength * max_position_mw``) are both multiplied by ``a``: a fair value
+and a deviation read off a feed we see a tenth of are worth a tenth of the conviction, and the model asks for a
+tenth of the position.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ class MeanReversion:
         z = (price - self.fair_value(features)) / sigma
         direction = np.where(np.abs(z) > self.entry_z, -np.sign(z), 0.0)
         strength = np.minimum((np.abs(z) - self.entry_z) / self.entry_z, 1.0)
-        confidence = np.minimum(features.column("trades_per_min") / 2.0, 1.0) * access.coverage
+        coverage = np.asarray(access.coverage, dtype=np.float64)
+        strength = strength * coverage
+        confidence = np.minimum(features.column("trades_per_min") / 2.0, 1.0) * coverage
         horizon = np.clip(features.column("minutes_to_gate_closure") * 60.0, 0.0, 1800.0)
         return to_signal(features, self.name, direction, strength, confidence=confidence, horizon_s=horizon,
                          settings=self.settings)

@@ -85,8 +85,12 @@ def test_outages_leave_no_order_lost_or_doubled(settings: Settings, unique: str,
     lost order is a missing key, an order sent twice under two ids (or one recorded as never sent that reached
     the venue) an extra one. Shown red on this run's own evidence: one venue order dropped, one decision doubled
     under a second id."""
+    # min_access 0: the access gate off. This test counts the order path's promises (no order lost or doubled)
+    # against an offline engine that sees the signals only; with the gate on, the very failures injected here
+    # (BLOCKED, UNKNOWN outcomes) lower order-path availability and the flow's engine rightly decides less than
+    # the offline one. The gate is shown in tests/unit/test_access.py and tests/integration/test_market_access.py.
     s = venue_settings(with_topics(settings, unique), venue, clip_interval_s=0.0, order_ttl_s=3600.0,
-                       max_orders_per_interval=100_000)
+                       max_orders_per_interval=100_000, min_access=0.0)
     env = flow_env(s)
     env.update({"WATTFLOW_VENUE_TIMEOUT_S": "0.4", "WATTFLOW_VENUE_MAX_ATTEMPTS": "2",
                 "WATTFLOW_VENUE_BREAKER_FAILURES": "3", "WATTFLOW_VENUE_BREAKER_RESET_S": "0.5"})
