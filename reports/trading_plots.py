@@ -257,6 +257,8 @@ def _access_panel(axis: Axes, client: QuestDBClient, day: DayFrames, product: st
     table), the feed gaps shaded (``FEED_GAP_ENDED``: from the last update before the silence to the first after
     it), the engine's ``ACCESS_LOST`` / ``ACCESS_RESTORED`` (market access = feed access x order-path
     availability, at each) and the venue-wide ``ORDER_PATH_DEGRADED`` marked."""
+    import matplotlib.dates as mdates
+
     try:
         access = read_frame(client, "features", ["ts", "feed_access", "book_coverage"], f"product = '{product}'",
                             "ORDER BY ts")
@@ -273,8 +275,9 @@ def _access_panel(axis: Axes, client: QuestDBClient, day: DayFrames, product: st
     for k, (_, gap) in enumerate(gaps.iterrows()):
         numbers = event_detail(gap["detail"])
         if "start_ns" in numbers and "end_ns" in numbers:
-            axis.axvspan(pd.Timestamp(int(numbers["start_ns"]), unit="ns"), pd.Timestamp(int(numbers["end_ns"]),
-                         unit="ns"), color="tab:red", alpha=0.12,
+            begin, end = (float(mdates.date2num(pd.Timestamp(int(numbers[k]), unit="ns"))) for k in ("start_ns",
+                                                                                                       "end_ns"))
+            axis.axvspan(begin, end, color="tab:red", alpha=0.12,
                          label=None if k else f"feed gap ({numbers.get('stream', '')}, FEED_GAP_ENDED)")
     for kind, color, marker in (("ACCESS_LOST", "tab:red", "v"), ("ACCESS_RESTORED", "tab:green", "^")):
         rows = mine[mine["kind"] == kind] if not mine.empty else mine

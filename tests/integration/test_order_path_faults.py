@@ -15,6 +15,7 @@ which signal, so which market time, each order entry answers). Nothing here asse
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import time
@@ -133,7 +134,7 @@ def _start_venue(frame: FeedFrame, tmp: Path, run: str) -> VenueServer:
     return venue
 
 
-def _faulted_run(settings: Settings, frame: FeedFrame, tmp: Path, run: str, start_ns: int, end_ns: int,
+def _faulted_run(settings: Settings, frame: FeedFrame, tmp: Path, run: str, *, start_ns: int, end_ns: int,
                  fault_on: Callable[[VenueServer], None], fault_off: Callable[[VenueServer], None]) -> _Run:
     """The trading flow (a process, tailing) over ``frame``, replayed step by step; the venue faulted (``fault_on``)
     for the steps of market time in [start_ns, end_ns)."""
@@ -160,7 +161,7 @@ def _faulted_run(settings: Settings, frame: FeedFrame, tmp: Path, run: str, star
     seen: set[tuple[str, int, int]] = set()
     try:
         faulted = False
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        for lo, hi in itertools.pairwise(edges):
             if (start_ns <= lo < end_ns) != faulted:
                 faulted = not faulted
                 (fault_on if faulted else fault_off)(venue)
@@ -237,7 +238,7 @@ def _blind_at(windows: dict[str, list[tuple[int, int]]], product: str, ts_ns: in
     return any(a <= ts_ns < b for a, b in windows.get(product, []))
 
 
-def _check(run: _Run, clean: dict[tuple[str, int, int], tuple[Any, ...]], start_ns: int, end_ns: int,
+def _check(run: _Run, clean: dict[tuple[str, int, int], tuple[Any, ...]], start_ns: int, end_ns: int, *,
            failed: set[str], name: str) -> None:
     """The checks common to both faults (see the tests' docstrings); ``failed``: the client order ids whose entry
     failed at the venue. Prints the figures."""
@@ -312,10 +313,12 @@ def test_a_venue_outage_lowers_order_path_availability_blinds_products_and_it_re
     frame = _day()
     start = _fault_start_ns(frame)
     end = start + 20 * NS_PER_MINUTE
-    run = _faulted_run(settings, frame, tmp_path, f"{unique}o", start, end,
-                       lambda v: v.set_faults(FaultConfig(mode="down")), lambda v: v.set_faults(FaultConfig()))
+    run = _faulted_run(settings, frame, tmp_path, f"{unique}o", start_ns=start, end_ns=end,
+                       fault_on=lambda v: v.set_faults(FaultConfig(mode="down")),
+                       fault_off=lambda v: v.set_faults(FaultConfig()))
     clean = _clean_access(settings, frame, tmp_path, f"{unique}c")
-    _check(run, clean, start, end, {cid for cid, fault in run.entries if fault == "down"}, "venue outage 20 min")
+    _check(run, clean, start, end, failed={cid for cid, fault in run.entries if fault == "down"},
+           name="venue outage 20 min")
 
 
 def test_a_burst_of_rejects_lowers_order_path_availability_blinds_products_and_it_recovers(
@@ -334,10 +337,11 @@ def test_a_burst_of_rejects_lowers_order_path_availability_blinds_products_and_i
     def restore(venue: VenueServer) -> None:
         venue.api_keys = frozenset({API})
 
-    run = _faulted_run(settings, frame, tmp_path, f"{unique}r", start, end, revoke, restore)
+    run = _faulted_run(settings, frame, tmp_path, f"{unique}r", start_ns=start, end_ns=end, fault_on=revoke,
+                       fault_off=restore)
     statuses = [r["status"] for r in run.orders if r["action"] == "SUBMIT" and r.get("reason") == "HTTP_401"]
     assert statuses and set(statuses) == {"REJECTED"}
     clean = _clean_access(settings, frame, tmp_path, f"{unique}c")
     # 401 answers are not faults the venue draws: a failed entry is one the sink recorded REJECTED HTTP_401.
     rejected = {r["client_order_id"] for r in run.orders if r.get("reason") == "HTTP_401"}
-    _check(run, clean, start, end, rejected, "burst of rejects 10 min")
+    _check(run, clean, start, end, failed=rejected, name="burst of rejects 10 min")
