@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     if report.outage is not None:
         console.print()
         for line in report.outage.lines():
-            console.print(line, markup=False)
+            console.print(line, markup=False, soft_wrap=True)
     for plot in report.trading_plots:
         console.print(f"plot: {plot}")
     if report.calibration_plot is not None:
