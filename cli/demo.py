@@ -142,8 +142,14 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"tick to order during the day: p50 {t2o['p50']:,.1f} ms, p99 {t2o['p99']:,.1f} ms, max "
                       f"{t2o['max']:,.1f} ms over {int(t2o['count']):,} orders (from the trade at the venue to "
                       "the order's arrival there: feed, adapter, Kafka, the trading flow, HTTP)")
+    if report.outage is not None:
+        console.print()
+        for line in report.outage.lines():
+            console.print(line, markup=False, soft_wrap=True)
     for plot in report.trading_plots:
         console.print(f"plot: {plot}")
+    if report.calibration_plot is not None:
+        console.print(f"plot: {report.calibration_plot} (fill probability: predicted against what happened)")
     expected = counts["trade"], counts["book"]
     ok = (report.stored["ticks"], report.stored["book"]) == expected
     console.print()

@@ -7,6 +7,11 @@
    venue under pre-trade risk, and the store flow writes everything to QuestDB beside it;
 3. summarise from QuestDB: stored rows, dead letters, signals per product with their hash (equal for equal
    feeds), example queries, orders, fills, fill ratio, slippage, PnL, risk denials and events, and plots.
+
+One outage is injected so that a user sees market access at work (:func:`demo_outage`): the book of the day's
+busiest product is silenced for 20 minutes of market time (``paper.feed_faults``), from 100 minutes before its
+gate closure. It is a function of the feed alone, so two runs inject the same outage; the summary says which
+outage and what access did (:func:`outage_effect`, from the features and events tables).
 """
 
 from __future__ import annotations
@@ -20,15 +25,90 @@ from typing import Any
 import orjson
 
 from cli.trading_day import DayProgress, TradingDay
-from connectors.feeds.files import FeedFrame, json_lines, read_feed, write_feed
+from connectors.feeds.files import BOOK, TRADE, FeedFrame, json_lines, read_feed, write_feed
 from connectors.questdb.sql import QuestDBClient
-from reports.trading import TradingSummary
-from wattflow.domain import ns_to_datetime
+from paper.feed_faults import Silence, silence
+from reports.trading import TradingSummary, event_detail
+from wattflow.domain import NS_PER_MINUTE, gate_closure_ns, ns_to_datetime
 from wattflow.settings import Settings
 
 DEMO_AREA = "DE-LU"
 DEMO_DAY = date(2018, 10, 28)
 DEMO_SEED = 7
+#: The demo's injected outage: a book silenced this long, from this long before the product's gate closure.
+OUTAGE_MIN, OUTAGE_BEFORE_GATE_MIN = 20, 100
+
+
+@dataclass
+class OutageEffect:
+    """The injected outage and what market access did over it (from QuestDB after the run)."""
+
+    silence: Silence
+    dropped_book_updates: int
+    trades: int = 0                     # the product's trades from the silence's start to 10 min after its end
+    trades_blind: int = 0               # ... of them with feed access below 0.5
+    min_feed_access: float = float("nan")
+    feed_gaps: list[dict[str, Any]] = field(default_factory=list)  # FEED_GAP_ENDED details of the product's book
+    access_changes: list[tuple[str, str, float]] = field(default_factory=list)  # (kind, time, market access)
+
+    def lines(self) -> list[str]:
+        s = self.silence
+        start, end = ns_to_datetime(s.start_ns), ns_to_datetime(s.end_ns)
+        out = [f"injected outage: the book of {s.product} silenced {start:%H:%M}-{end:%H:%M} UTC "
+               f"({OUTAGE_MIN} min of market time, {self.dropped_book_updates} book updates dropped)"]
+        gaps = ", ".join(f"{g.get('silent_s', 0) / 60:.1f} min silent (tolerance {g.get('tolerance_s', 0) / 60:.1f} "
+                         f"min)" for g in self.feed_gaps) or "none"
+        out.append(f"  feed gaps seen (FEED_GAP_ENDED): {gaps}")
+        out.append(f"  feed access: {self.trades_blind} of {self.trades} trades of the product below 0.5 "
+                   f"(min {self.min_feed_access:.2f}); models scaled confidence and target by it")
+        changes = ", ".join(f"{kind} {at} (access {access:.2f})" for kind, at, access in self.access_changes)
+        out.append(f"  the engine: {changes or 'no access change'} (no new exposure while below 0.5)")
+        return out
+
+
+def demo_outage(frame: FeedFrame) -> tuple[FeedFrame, OutageEffect]:
+    """The frame with the busiest product's book silenced (the product with the most trades between 100 and 60
+    minutes before its gate closure; ties: the first), and the outage."""
+    keys, trades = frame.key_strings(), frame.event_type == TRADE
+    counts = {p: int(((keys == p) & trades & (frame.ts_ns >= gate_closure_ns(p) - OUTAGE_BEFORE_GATE_MIN
+                                              * NS_PER_MINUTE)
+                      & (frame.ts_ns < gate_closure_ns(p) - 60 * NS_PER_MINUTE)).sum()) for p in frame.products()}
+    product = max(counts, key=lambda p: counts[p])
+    start = gate_closure_ns(product) - OUTAGE_BEFORE_GATE_MIN * NS_PER_MINUTE
+    fault = Silence(product, start, start + OUTAGE_MIN * NS_PER_MINUTE, (BOOK,))
+    faulted, dropped = silence(frame, [fault])
+    return faulted, OutageEffect(fault, dropped)
+
+
+def outage_effect(client: QuestDBClient, effect: OutageEffect) -> OutageEffect:
+    """What access did over the outage, from the features and events tables (events of the product between the
+    silence's start and 30 minutes after its end, each (time, kind) once: two runs store the same events)."""
+    s = effect.silence
+    stamp = ns_to_datetime
+    window = (f"product = '{s.product}' AND ts >= '{stamp(s.start_ns):%Y-%m-%dT%H:%M:%S}Z' AND ts < "
+              f"'{stamp(s.end_ns + 10 * NS_PER_MINUTE):%Y-%m-%dT%H:%M:%S}Z'")
+    rows = client.query(f"SELECT count() n, sum(CASE WHEN feed_access < 0.5 THEN 1 ELSE 0 END) blind, "
+                        f"min(feed_access) low FROM features WHERE {window}")
+    if rows:
+        effect.trades, effect.trades_blind = int(rows[0]["n"] or 0), int(rows[0]["blind"] or 0)
+        effect.min_feed_access = float(rows[0]["low"]) if rows[0]["low"] is not None else float("nan")
+    later = (f"product = '{s.product}' AND ts >= '{stamp(s.start_ns):%Y-%m-%dT%H:%M:%S}Z' AND ts < "
+             f"'{stamp(s.end_ns + 30 * NS_PER_MINUTE):%Y-%m-%dT%H:%M:%S}Z'")
+    seen: set[tuple[str, str]] = set()
+    for row in client.query(f"SELECT ts, kind, detail FROM events WHERE {later} AND kind IN ('FEED_GAP_ENDED', "
+                            f"'ACCESS_LOST', 'ACCESS_RESTORED') ORDER BY ts"):
+        key = (str(row["ts"]), str(row["kind"]))
+        if key in seen:
+            continue
+        seen.add(key)
+        detail = event_detail(row["detail"])
+        if row["kind"] == "FEED_GAP_ENDED":
+            if detail.get("stream") == "book":
+                effect.feed_gaps.append(detail)
+        else:
+            effect.access_changes.append((str(row["kind"]), str(row["ts"])[11:16],
+                                          float(detail.get("access", float("nan")))))
+    return effect
 
 
 @dataclass
@@ -46,6 +126,8 @@ class DemoReport:
     plot_path: Path | None = None
     trading: TradingSummary | None = None
     trading_plots: list[Path] = field(default_factory=list)
+    outage: OutageEffect | None = None
+    calibration_plot: Path | None = None
 
 
 def demo_feed(settings: Settings, *, area: str = DEMO_AREA, day: date = DEMO_DAY, seed: int = DEMO_SEED,
@@ -118,6 +200,7 @@ def run_demo(settings: Settings, *, scale: float = 1.0, minutes: float = 1.5,
 
     say("simulating the trading day (cached after the first run)...")
     path, frame = demo_feed(settings, scale=scale)
+    frame, outage = demo_outage(frame)
     bad = bad_messages(frame)
     speed = demo_speed(frame, minutes)
     say(f"trading the day live at x{speed:,.0f}: paper venue -> adapter -> Kafka -> trading flow -> venue, "
@@ -130,7 +213,7 @@ def run_demo(settings: Settings, *, scale: float = 1.0, minutes: float = 1.5,
     say("summarising from QuestDB...")
     client.wait_applied(["ticks", "book", "dayahead", "dlq", "features", "signals", "orders", "execution_reports",
                          "positions", "events"])
-    report = DemoReport(path, frame.counts_by_type(), len(bad), day)
+    report = DemoReport(path, frame.counts_by_type(), len(bad), day, outage=outage)
     span = int(frame.ts_ns.min()), int(frame.ts_ns.max())
     report.signals_hash, report.signals_count = signals_digest(client, DEMO_AREA, span)
     report.signals_table = signals_by_product(client, DEMO_AREA, between_ns=span)
@@ -150,8 +233,24 @@ def run_demo(settings: Settings, *, scale: float = 1.0, minutes: float = 1.5,
     report.queries = [(title, sql, client.query(sql)) for title, sql in example_queries()]
     products = frame.products()
     report.trading = trading_summary(settings, products=products)
-    report.trading_plots = trading_plots(settings, reports, products=products)
+    busy = [outage.silence.product, *(row["product"] for row in report.trading.products
+                                      if row["orders"] or row["fills"])]
+    report.trading_plots = trading_plots(settings, reports, products=products, figures=list(dict.fromkeys(busy))[:4])
+    report.outage = outage_effect(client, outage)
+    report.calibration_plot = copy_calibration(reports)
     return report
+
+
+def copy_calibration(reports: Path) -> Path | None:
+    """The fill-probability calibration plot (``cli.access_calibration`` makes it; shipped in
+    ``reports/results``) copied beside the day's plots; None if it is not there."""
+    import shutil
+
+    shipped = Path(__file__).resolve().parent.parent / "reports" / "results" / "access_calibration.png"
+    if not shipped.exists():
+        return None
+    reports.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copyfile(shipped, reports / "access_calibration.png"))
 
 
 def example_queries() -> list[tuple[str, str]]:

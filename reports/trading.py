@@ -127,7 +127,7 @@ def to_times(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True, format="ISO8601").dt.tz_localize(None)
 
 
-def _detail(text: Any) -> dict[str, Any]:
+def event_detail(text: Any) -> dict[str, Any]:
     try:
         value = orjson.loads(text) if text else {}
     except orjson.JSONDecodeError:
@@ -186,7 +186,7 @@ def _events(client: QuestDBClient, products: list[str] | None, where: str, order
     account = read_frame(client, "events", _EVENT_COLUMNS, "product IS NULL OR product = ''")
     if account.empty:
         return events
-    named = account["detail"].map(lambda text: _detail(text).get("client_order_id"))
+    named = account["detail"].map(lambda text: event_detail(text).get("client_order_id"))
     about_orders = named.isin(orders.index)
     stamps = [frame["ts"] for frame in [*frames, events] if not frame.empty]
     if stamps:
@@ -227,7 +227,7 @@ def _figures(orders: pd.DataFrame, fills: pd.DataFrame) -> dict[str, Any]:
 
 def summarise(day: DayFrames) -> TradingSummary:
     denials = day.events[day.events["kind"] == "RISK_DENIED"]
-    reasons = denials["detail"].map(lambda text: str(_detail(text).get("reason") or "UNKNOWN_REASON"))
+    reasons = denials["detail"].map(lambda text: str(event_detail(text).get("reason") or "UNKNOWN_REASON"))
     positions = day.positions.set_index("product")
     money = {name: float(pd.to_numeric(positions[name]).fillna(0.0).sum())
              for name in ("pnl_eur", "realised_pnl_eur", "unrealised_pnl_eur")}

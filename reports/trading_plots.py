@@ -1,6 +1,6 @@
 """The trading day's plots: an overview (PnL over the day, fill ratio and slippage per product, denials by
 reason) and one figure per busy product (trades, day-ahead price, our orders and fills, targets; position and
-PnL; the gate closure)."""
+PnL; the gate closure; its market access over the day with the feed gaps and access events marked)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from reports.trading import (
     POSITION_COLUMNS,
     DayFrames,
     TradingSummary,
+    event_detail,
     in_products,
     number,
     percent,
@@ -174,8 +175,8 @@ def _product_figure(client: QuestDBClient, day: DayFrames, row: dict[str, Any], 
     fills = day.fills[day.fills["product"] == product]
     day_ahead = _day_ahead_price(client, product)
 
-    figure, (price_axis, position_axis) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True,
-                                                       gridspec_kw={"height_ratios": [2, 1]})
+    figure, (price_axis, position_axis, access_axis) = plt.subplots(
+        3, 1, figsize=(11, 8.5), sharex=True, gridspec_kw={"height_ratios": [2, 1, 0.9]})
     if not trades.empty:
         price_axis.plot(trades["ts"], trades["price_eur_per_mwh"], lw=0.6, color="0.55", label="trade price")
     if math.isfinite(day_ahead):
@@ -227,7 +228,7 @@ def _product_figure(client: QuestDBClient, day: DayFrames, row: dict[str, Any], 
                       label="PnL (cumulative, marked)")
         pnl_axis.set_ylabel("PnL (EUR)")
     market_close = pd.Timestamp(gate_closure_ns(product, "local"), unit="ns")
-    for axis in (price_axis, position_axis):
+    for axis in (price_axis, position_axis, access_axis):
         axis.axvline(closure, color="black", lw=0.8, ls=":",
                      label="our gate closure (area)" if axis is position_axis else None)
         axis.axvline(market_close, color="0.5", lw=0.8, ls="--",
@@ -241,20 +242,72 @@ def _product_figure(client: QuestDBClient, day: DayFrames, row: dict[str, Any], 
             fontsize=7, color="0.3")
     position_axis.axhline(0.0, color="0.6", lw=0.6)
     position_axis.set_ylabel("position (MW)")
-    position_axis.set_xlabel("time (UTC)")
     position_axis.grid(alpha=0.3)
     _legend(position_axis, pnl_axis)
     position_axis.set_title(f"position {number(row['position_mw'], 1, signed=True)} MW, PnL "
                             f"{number(row['pnl_eur'], signed=True)} EUR, imbalance exposure "
                             f"{number(row['imbalance_exposure_mw'], 1, signed=True)} MW", fontsize=10, loc="left")
-    _time_axis(position_axis)
+    _access_panel(access_axis, client, day, product)
+    _time_axis(access_axis)
     return _save(figure, path)
 
 
+def _access_panel(axis: Axes, client: QuestDBClient, day: DayFrames, product: str) -> None:
+    """The product's market access over the day: feed access and book coverage at each trade (the features
+    table), the feed gaps shaded (``FEED_GAP_ENDED``: from the last update before the silence to the first after
+    it), the engine's ``ACCESS_LOST`` / ``ACCESS_RESTORED`` (market access = feed access x order-path
+    availability, at each) and the venue-wide ``ORDER_PATH_DEGRADED`` marked."""
+    import matplotlib.dates as mdates
+
+    try:
+        access = read_frame(client, "features", ["ts", "feed_access", "book_coverage"], f"product = '{product}'",
+                            "ORDER BY ts")
+    except Exception:  # a features table from before the access columns: nothing to show
+        access = pd.DataFrame(columns=["ts", "feed_access", "book_coverage"])
+    events = day.events
+    mine = events[events["product"] == product] if not events.empty else events
+    if not access.empty:
+        axis.step(access["ts"], pd.to_numeric(access["book_coverage"]).astype(float), where="post", lw=0.7,
+                  color="0.6", label="book coverage")
+        axis.step(access["ts"], pd.to_numeric(access["feed_access"]).astype(float), where="post", lw=1.0,
+                  color="tab:blue", label="feed access")
+    gaps = mine[mine["kind"] == "FEED_GAP_ENDED"] if not mine.empty else mine
+    for k, (_, gap) in enumerate(gaps.iterrows()):
+        numbers = event_detail(gap["detail"])
+        if "start_ns" in numbers and "end_ns" in numbers:
+            begin, end = (float(mdates.date2num(pd.Timestamp(int(numbers[k]), unit="ns"))) for k in ("start_ns",
+                                                                                                       "end_ns"))
+            axis.axvspan(begin, end, color="tab:red", alpha=0.12,
+                         label=None if k else f"feed gap ({numbers.get('stream', '')}, FEED_GAP_ENDED)")
+    for kind, color, marker in (("ACCESS_LOST", "tab:red", "v"), ("ACCESS_RESTORED", "tab:green", "^")):
+        rows = mine[mine["kind"] == kind] if not mine.empty else mine
+        if not rows.empty:
+            values = [float(event_detail(text).get("access", float("nan"))) for text in rows["detail"]]
+            axis.scatter(rows["ts"], values, marker=marker, color=color, s=30, zorder=4,
+                         label=f"{kind} (market access)")
+    degraded = events[events["kind"] == "ORDER_PATH_DEGRADED"] if not events.empty else events
+    if not degraded.empty:
+        values = [float(event_detail(text).get("order_path_availability", float("nan"))) for text in degraded["detail"]]
+        axis.scatter(degraded["ts"], values, marker="x", color="tab:orange", s=30, zorder=4,
+                     label="ORDER_PATH_DEGRADED (venue-wide)")
+    if access.empty and mine.empty:
+        axis.text(0.5, 0.5, "no access measured", ha="center", va="center", transform=axis.transAxes)
+    axis.axhline(0.5, color="0.4", lw=0.6, ls="--")
+    axis.set_ylim(-0.05, 1.1)
+    axis.set_ylabel("access (0-1)")
+    axis.set_xlabel("time (UTC)")
+    axis.grid(alpha=0.3)
+    _legend(axis)
+    lost = int((mine["kind"] == "ACCESS_LOST").sum()) if not mine.empty else 0
+    axis.set_title(f"market access: {len(gaps)} feed gap(s), access lost {lost} time(s) (dashed: the engine's "
+                   "gate, min access 0.5)", fontsize=10, loc="left")
+
+
 def trading_plots(settings: Settings, out_dir: Path, *, products: list[str] | None = None,
-                  top: int = 4) -> list[Path]:
+                  top: int = 4, figures: list[str] | None = None) -> list[Path]:
     """PNGs into ``out_dir``: an overview (PnL over time, fill ratio and slippage by product, risk denials by
-    reason), then one figure for each of the ``top`` most traded products (by filled MW, then orders)."""
+    reason), then one figure for each of the ``top`` most traded products (by filled MW, then orders), or for each
+    product of ``figures`` (in that order) when given."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -263,6 +316,10 @@ def trading_plots(settings: Settings, out_dir: Path, *, products: list[str] | No
     summary = summarise(day)
     history = read_frame(client, "positions", POSITION_COLUMNS, in_products(products), "ORDER BY ts")
     paths = [_overview(summary, history, out_dir / "trading_overview.png")]
-    busiest = [row for row in summary.products if row["orders"] or row["fills"]][:max(0, top)]
+    if figures is not None:
+        by_product = {row["product"]: row for row in summary.products}
+        busiest = [by_product[p] for p in figures if p in by_product]
+    else:
+        busiest = [row for row in summary.products if row["orders"] or row["fills"]][:max(0, top)]
     paths += [_product_figure(client, day, row, out_dir / _file_name(row["product"])) for row in busiest]
     return paths

@@ -64,6 +64,13 @@ def test_demo_runs_end_to_end_and_is_deterministic(tmp_path: Path) -> None:
         share = float(decisions.rsplit("denial share ", 1)[1].rstrip("%"))
         assert share < 1.0, decisions
         assert (settings.state_dir / "reports" / "trading_overview.png").stat().st_size > 10_000
+        # The injected outage: said which, and market access saw it (a gap of the silenced book, trades below 0.5).
+        lines = first.stdout.splitlines()
+        outage = lines[next(i for i, line in enumerate(lines) if line.startswith("injected outage:")):][:4]
+        print("\ndemo outage:\n" + "\n".join(outage))
+        blind = outage[2].split("feed access: ")[1].split()[0]
+        assert "min silent" in outage[1] and int(blind) > 0, outage
+        assert (settings.state_dir / "reports" / "access_calibration.png").stat().st_size > 10_000
         # A second run replays the same day again: nothing changes in the store, nor in the signals.
         second = subprocess.run(command, env=env, cwd=tmp_path,
                                 capture_output=True, text=True, timeout=600, check=False)
