@@ -10,10 +10,11 @@ from bytewax import operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulLogic
 
+from operators.anchors import DayAheadAnchors, covered_periods
 from operators.features import FeatureSettings, ProductEvents, ProductFeatures
 from operators.models import Model
 from wattflow.batches import BookBatch, IngestBatch, TickBatch
-from wattflow.domain import NS_PER_MINUTE, Product
+from wattflow.domain import DURATIONS_MIN, NS_PER_MINUTE, Product
 from wattflow.events import Event
 from wattflow.features import FeatureBatch
 from wattflow.signals import MarketAccess, SignalBatch, SignalRow
@@ -55,14 +56,34 @@ def _groups(products: np.ndarray) -> list[tuple[str, np.ndarray]]:
     return [(str(uniques[codes[rows[0]]]), rows) for rows in np.split(order, bounds)]
 
 
-class _FeatureLogic(StatefulLogic[ProductEvents, FeatureBatch, ProductFeatures]):
-    def __init__(self, state: ProductFeatures | None, settings: FeatureSettings) -> None:
-        self.state = state
+@dataclass(frozen=True, slots=True)
+class PendingAnchor:
+    """The snapshot of a product that has only its day-ahead anchor so far: a price, not a feature state."""
+
+    product: str
+    day_ahead_eur_per_mwh: float
+
+
+class _FeatureLogic(StatefulLogic[ProductEvents, FeatureBatch, "ProductFeatures | PendingAnchor"]):
+    """One product's features (the signals flow, keyed by product). A product that has received only its anchor
+    keeps a :class:`PendingAnchor`: a feed's day-ahead prices reach every product of every hour, and most of those
+    never trade (see :mod:`operators.anchors`)."""
+
+    def __init__(self, state: ProductFeatures | PendingAnchor | None, settings: FeatureSettings) -> None:
+        self.pending = state if isinstance(state, PendingAnchor) else None
+        self.state = state if isinstance(state, ProductFeatures) else None
         self.settings = settings
 
     def on_item(self, value: ProductEvents) -> tuple[list[FeatureBatch], bool]:
         if self.state is None:
+            if value.ticks is None and value.book is None and value.day_ahead_eur_per_mwh is not None:
+                self.pending = PendingAnchor(value.product, value.day_ahead_eur_per_mwh)
+                return [], False
             self.state = ProductFeatures.new(value.product, self.settings)
+            if self.pending is not None:
+                self.state.on_events(ProductEvents(value.product,
+                                                   day_ahead_eur_per_mwh=self.pending.day_ahead_eur_per_mwh))
+                self.pending = None
         produced = self.state.on_events(value)
         self.state.access_state().take_events()  # this flow has no events output: access events are the trading flow's
         return ([produced] if produced is not None else []), False
@@ -73,9 +94,11 @@ class _FeatureLogic(StatefulLogic[ProductEvents, FeatureBatch, ProductFeatures])
         produced = self.state.on_end()
         return ([produced] if produced is not None else []), False
 
-    def snapshot(self) -> ProductFeatures:
-        assert self.state is not None
-        return self.state
+    def snapshot(self) -> ProductFeatures | PendingAnchor:
+        if self.state is not None:
+            return self.state
+        assert self.pending is not None
+        return self.pending
 
 
 @operator
@@ -110,31 +133,60 @@ class MarketStep:
 
 @dataclass
 class PartitionFeatures:
-    """The feature states of every product of one raw-topic partition (picklable: the snapshot)."""
+    """The feature states of every product of one raw-topic partition that traded or showed a book, and the
+    day-ahead anchors by delivery period (picklable: the snapshot)."""
 
     products: dict[str, ProductFeatures] = field(default_factory=dict)
+    anchors: DayAheadAnchors = field(default_factory=DayAheadAnchors)
+    #: ``(area, delivery_start_ns, duration_min)`` -> product key, of the products in ``products``
+    periods: dict[tuple[str, int, int], str] = field(default_factory=dict)
 
 
 class _PartitionLogic(StatefulLogic[IngestBatch, MarketStep, PartitionFeatures]):
     def __init__(self, state: PartitionFeatures | None, settings: FeatureSettings, models: list[Model],
                  durations_min: tuple[int, ...]) -> None:
         self.state = state or PartitionFeatures()
+        if not hasattr(self.state, "anchors"):  # a snapshot from before anchors were kept by period
+            self.state.anchors = DayAheadAnchors()
+            self.state.periods = {}
+            for key in self.state.products:
+                product = Product.parse(key)
+                self.state.periods[(product.area, product.delivery_start_ns, product.duration_min)] = key
         self.settings = settings
         self.models = models
         self.durations_min = durations_min
 
     def on_item(self, value: IngestBatch) -> tuple[list[MarketStep], bool]:
-        products = self.state.products
+        products, anchors, periods = self.state.products, self.state.anchors, self.state.periods
         features: list[FeatureBatch] = []
         events: list[Event] = []
-        for key, arrived in by_product(value, self.durations_min):
-            state = products.get(key)
-            if state is None:
-                state = products[key] = ProductFeatures.new(key, self.settings)
+
+        def take(state: ProductFeatures, arrived: ProductEvents) -> None:
+            nonlocal events
             produced = state.on_events(arrived)
             events += state.access_state().take_events()
             if produced is not None:
                 features.append(produced)
+
+        prices = value.dayahead
+        for area, start_ns, duration_min, price in zip(prices.area.tolist(), prices.delivery_start_ns.tolist(),
+                                                       prices.duration_min.tolist(),
+                                                       prices.price_eur_per_mwh.tolist(), strict=True):
+            anchors.add(area, start_ns, duration_min, price)
+            for begin_ns, duration in covered_periods(start_ns, duration_min, DURATIONS_MIN):
+                key = periods.get((area, begin_ns, duration))
+                if key is not None:  # only products already made; the others take it when they first trade
+                    take(products[key], ProductEvents(product=key, day_ahead_eur_per_mwh=price))
+        for key, arrived in by_product(value.without_day_ahead(), self.durations_min):
+            state = products.get(key)
+            if state is None:
+                state = products[key] = ProductFeatures.new(key, self.settings)
+                product = Product.parse(key)
+                periods[(product.area, product.delivery_start_ns, product.duration_min)] = key
+                anchor = anchors.price_of(product)
+                if anchor is not None:
+                    take(state, ProductEvents(product=key, day_ahead_eur_per_mwh=anchor))
+            take(state, arrived)
         if not features and not events:
             return [], StatefulLogic.RETAIN
         step = market_step(features, self.models)

@@ -166,3 +166,7 @@ class IngestBatch:
     @property
     def valid(self) -> int:
         return len(self.ticks) + len(self.book) + len(self.dayahead)
+
+    def without_day_ahead(self) -> IngestBatch:
+        """The same batch with no day-ahead prices (the trades and book updates only)."""
+        return IngestBatch(self.ticks, self.book, DayAheadBatch.empty(), self.dead, self.topic, self.partition)
