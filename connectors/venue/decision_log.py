@@ -170,15 +170,27 @@ def _consumer(kafka: KafkaSettings) -> Consumer:
                      "enable.partition.eof": True})
 
 
+def _high_watermark(consumer: Consumer, topic: str, timeout_s: float) -> int:
+    """The log's end now; a topic created a moment ago may not be in the client's metadata yet: asked again
+    until ``timeout_s``. Raises KafkaError if the broker does not say."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, PARTITION), timeout=max(
+                deadline - time.monotonic(), 1.0))
+            return int(high)
+        except Exception as error:
+            if time.monotonic() >= deadline:
+                raise KafkaError(f"the decision log {topic} cannot be read: {error}",
+                                 hint="the order sink needs it (`wattflow stack init` creates it)") from error
+            time.sleep(0.2)
+
+
 def end_offset(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0) -> int:
     """The log's end (its high watermark) now; raises KafkaError if the broker does not say."""
     consumer = _consumer(kafka)
     try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, PARTITION), timeout=timeout_s)
-        return int(high)
-    except Exception as error:
-        raise KafkaError(f"the decision log {topic} cannot be read: {error}",
-                         hint="the order sink needs it (`wattflow stack init` creates it)") from error
+        return _high_watermark(consumer, topic, timeout_s)
     finally:
         consumer.close()
 
@@ -189,13 +201,10 @@ def read_decisions(kafka: KafkaSettings, topic: str, from_offset: int, *,
     if the log cannot be read to its end within ``timeout_s`` (the sink must not start without it)."""
     consumer = _consumer(kafka)
     try:
-        try:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, PARTITION), timeout=timeout_s)
-        except Exception as error:
-            raise KafkaError(f"the decision log {topic} cannot be read: {error}") from error
+        high = _high_watermark(consumer, topic, timeout_s)
         decisions: list[LoggedDecision] = []
         if from_offset >= high:
-            return decisions, int(high)
+            return decisions, high
         consumer.assign([TopicPartition(topic, PARTITION, max(from_offset, 0))])
         deadline = time.monotonic() + timeout_s
         position = from_offset
@@ -218,6 +227,6 @@ def read_decisions(kafka: KafkaSettings, topic: str, from_offset: int, *,
                 decisions.append(decode_decision(value or b"", offset))
             except (ValueError, KeyError, TypeError):
                 log.warning("decision log %s@%d: not a decision record, skipped", topic, offset)
-        return decisions, int(high)
+        return decisions, high
     finally:
         consumer.close()

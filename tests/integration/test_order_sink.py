@@ -104,9 +104,16 @@ def test_write_batch_returns_while_a_slow_venue_holds_the_orders(settings: Setti
     part.write_batch([EngineOutput(commands=[submit(cid) for cid in ids])])
     returned_after = time.monotonic() - started
     answered = [r for r in venue.traffic().log if r.status]
+    handed_over = part.dispatcher.in_flight + part.dispatcher.queued
+    # Durable first: each order waits for the broker to confirm its decision (the decision log), then goes out.
+    deadline = time.monotonic() + 30
+    while part.dispatcher.unconfirmed:
+        assert time.monotonic() < deadline, "the broker did not confirm the decisions"
+        time.sleep(0.005)
     in_flight, queued = part.dispatcher.in_flight, part.dispatcher.queued
     part.write_batch([EngineOutput()])  # a heartbeat while orders are in flight does not wait either
-    assert answered == [] and in_flight == 4 and queued == 4
+    assert answered == [] and handed_over == 8 and in_flight == 4 and queued == 4
+    assert [r for r in venue.traffic().log if r.status] == []  # the venue had answered none when they were counted
     settle(part)
     part.close()
     records = orders(s)

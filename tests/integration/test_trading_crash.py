@@ -44,7 +44,7 @@ from wattflow.stack.process import free_port
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-NAMES = ("orders", "events", "signals", "features", "positions", "execution_reports", "control")
+NAMES = ("orders", "events", "signals", "features", "positions", "execution_reports", "control", "decisions")
 #: Statuses of a record whose request created the order at the venue (a repeat is answered REPLAYED).
 CREATED = ("ACKED", "RESENT")
 #: The slow venue: each request takes this long (8 in flight at most: about 160 requests/s).

@@ -73,7 +73,7 @@ from wattflow.stack.process import free_port
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-NAMES = ("orders", "events", "signals", "features", "positions", "execution_reports", "control")
+NAMES = ("orders", "events", "signals", "features", "positions", "execution_reports", "control", "decisions")
 KILLS = 6
 #: The venue's faults while the flow trades: per request, drawn from the venue's seeded generator.
 FAULTS = FaultConfig(mode="mix", mix=(("timeout", 0.02), ("error_5xx", 0.04), ("drop", 0.02)), timeout_s=1.5)
