@@ -13,6 +13,12 @@ any command goes out (the restored ones included), for its open orders, its exec
 (``connectors.venue.reconcile``); the ``VENUE_RECONCILED`` event on ``events`` records the result. While the venue
 cannot be asked, it is tried again at each drain and every command waits, queued (and in the snapshot).
 
+**Durable before it goes out.** Each new order's decision is appended to the write-ahead decision log
+(``connectors.venue.decision_log``, the ``decisions`` topic) and waits in the dispatcher's queue until the broker
+confirmed it; the snapshot carries the log's mark, and after a restart the decisions logged since are read back
+and watched: one the resumed engine does not make again is an orphan, cancelled at the venue once the engine has
+read past its signal (``connectors.venue.orphans``, ``ORPHANED_AFTER_RESTART``).
+
 ``write_batch`` never waits on the venue or on Kafka:
 
 1. the kill switch first (:func:`~connectors.venue.desk.kill_switch_first`: a batch's submits decided before its
