@@ -319,7 +319,7 @@ def events_of(s: Settings, kind: str) -> list[dict[str, Any]]:
 
 def test_a_resume_that_decides_differently_leaves_no_orphan_at_the_venue(day: Day, tmp_path: Path) -> None:
     """Issue 11, item 1. The flow trades the day (snapshot every 3 s) and is SIGKILLed at half of it, with orders
-    sent since its last snapshot; it is resumed with the clip interval tripled, so the engine decides differently
+    sent since its last snapshot; it is resumed with the clip interval tripled and the largest clip halved, so the engine decides differently
     from its snapshot on (other signals trigger orders: other ids; the same id with other terms is refused by the
     venue). The sink reads its decision log from the snapshot's mark, watches the decisions made after it, and
     cancels at the venue each one the resumed engine does not make again once it has read past its signal
@@ -344,7 +344,8 @@ def test_a_resume_that_decides_differently_leaves_no_orphan_at_the_venue(day: Da
         with venue.lock:
             open_at_kill = {o.client_order_id for o in venue.exchange.open_orders()}
         changed = s.model_copy(update={"execution": s.execution.model_copy(
-            update={"clip_interval_s": 3 * s.execution.clip_interval_s})})
+            update={"clip_interval_s": 3 * s.execution.clip_interval_s,
+                    "max_clip_mw": round(s.execution.max_clip_mw / 2, 1)})})
         restart_ns = time.time_ns()
         final = subprocess.run(command, env=flow_env(changed), capture_output=True, text=True, timeout=600,
                                check=False)
