@@ -318,16 +318,16 @@ def events_of(s: Settings, kind: str) -> list[dict[str, Any]]:
 
 
 def test_a_resume_that_decides_differently_leaves_no_orphan_at_the_venue(day: Day, tmp_path: Path) -> None:
-    """Issue 11, item 1. The flow trades the day (snapshot every 3 s) and is SIGKILLed at half of it, with orders
-    sent since its last snapshot; it is resumed with the clip interval tripled and the largest clip halved, so the
-    engine decides differently from its snapshot on (other signals trigger orders: other ids; the same id with
-    other terms is refused by the venue). The sink reads its decision log from the snapshot's mark, watches the
-    decisions made after it, and cancels at the venue each one the resumed engine does not make again once it has
-    read past its signal (``ORPHANED_AFTER_RESTART``). Counted against the venue's own request log and books
-    (``tests/r10.py::orphan_check``): no order created before the kill is open at the end unless the resumed run decided it again
-    (same id, same terms) or cancelled it by id; every logged decision reached the venue (an order entry or a
-    cancel). Red by hand: the orphans' cancels dropped from the evidence (their state as at the kill) -> each
-    listed as left open and unknown."""
+    """Issue 11, item 1. The flow trades the day (snapshot every 3 s) and is SIGKILLed at half of it, with orders sent
+    since its last snapshot; it is resumed with the clip interval tripled and the largest clip halved, so the engine
+    decides differently from its snapshot on (other signals trigger orders: other ids; the same id with other terms
+    is refused by the venue). The sink reads its decision log from the snapshot's mark, watches the decisions made
+    after it, and cancels at the venue each one the resumed engine does not make again once it has read past its
+    signal (``ORPHANED_AFTER_RESTART``). Counted against the venue's own request log and books
+    (``tests/r10.py::orphan_check``): no order created before the kill is open at the end unless the resumed run
+    decided it again (same id, same terms) or cancelled it by id; every logged decision reached the venue (an order
+    entry or a cancel). Red by hand: the orphans' cancels dropped from the evidence (their state as at the kill) ->
+    each listed as left open and unknown."""
     venue = start_venue(day)
     try:
         s = prepared(day.settings, f"orphan{uuid.uuid4().hex[:6]}", venue)
