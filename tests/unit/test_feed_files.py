@@ -16,7 +16,7 @@ from connectors.feeds import files, smard
 from connectors.feeds.files import FeedFrame, read_feed, write_feed
 from paper import simulator
 from wattflow.domain import AREAS, products_of_day
-from wattflow.errors import RecordError
+from wattflow.errors import FeedFormatError, RecordError
 
 WIRE_FIELDS = {
     "trade": ["type", "ts_ns", "product", "price_eur_per_mwh", "quantity_mw", "side", "trade_id", "source", "seq"],
@@ -92,7 +92,7 @@ def test_empty_feed_round_trips(tmp_path: Path) -> None:
 
 
 def test_unknown_suffix() -> None:
-    with pytest.raises(ValueError, match="unknown feed format"):
+    with pytest.raises(FeedFormatError, match="unknown feed format"):
         files.feed_format("feed.csv")
 
 
