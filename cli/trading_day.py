@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 #: Topics a demo run gets its own copy of.
 RUN_TOPICS = ("raw", "ticks", "book", "dayahead", "features", "signals", "orders", "execution_reports", "events",
-              "positions", "dlq", "control")
+              "positions", "dlq", "control", "decisions")
 #: The processes of the live topology, as `wattflow run` starts them.
 FLOWS = ("store", "trading")
 #: Tables the store flow fills from the derived topics: the day is summarised once they stop growing.

@@ -203,6 +203,7 @@ class ExecutionEngine:
         for row in rows:
             out.extend(self._on_signal(row))
             touched[row.product] = None
+            out.progress_ns[(row.product, row.model)] = self.state.last_signal[(row.product, row.model)][0]
         if touched:
             out.positions += self.state.positions.rows(self.state.clock_ns, self.trading_state.value, list(touched))
         return out

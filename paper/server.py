@@ -198,6 +198,11 @@ class VenueServer:
             return Traffic(t.connections, t.requests, t.in_flight, t.max_in_flight,
                            [replace(r) for r in self._log if r.traded])
 
+    def open_connections(self) -> int:
+        """Connections open now (a client killed mid-request is closed here once its requests were handled)."""
+        with self._traffic_lock:
+            return len(self._connections)
+
     def reset_traffic(self) -> None:
         """Start the counts and the request log (``requests()`` included) afresh."""
         with self._traffic_lock:

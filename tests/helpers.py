@@ -50,7 +50,7 @@ def book(i: int, source: str, *, level: int = 0, quantity: float = 2.0) -> bytes
 
 #: The topic settings a test gets its own copy of.
 TOPIC_NAMES = ("raw", "ticks", "book", "dayahead", "dlq", "events", "features", "signals", "orders",
-               "execution_reports", "positions", "control")
+               "execution_reports", "positions", "control", "decisions")
 
 
 def with_topics(settings: Settings, suffix: str, partitions: int = 2) -> Settings:
@@ -63,7 +63,7 @@ def with_topics(settings: Settings, suffix: str, partitions: int = 2) -> Setting
         topics.raw: partitions, topics.ticks: partitions, topics.book: partitions, topics.dayahead: 1,
         topics.dlq: 1, topics.events: 1, topics.features: partitions, topics.signals: partitions,
         topics.orders: partitions, topics.execution_reports: partitions, topics.positions: partitions,
-        topics.control: 1,
+        topics.control: 1, topics.decisions: 1,
     })
     return settings.model_copy(update={"topics": topics})
 

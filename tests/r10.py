@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,3 +176,50 @@ def first_orders_after_reconciliation(requests: Sequence[Mapping[str, Any]], sta
             wrong.append(f"start {k}: {first['method']} {first['path']} {first['client_order_id']} before "
                          f"the reconciliation was answered")
     return active, wrong
+
+
+@dataclass(frozen=True)
+class OrphanResult:
+    """Orders created at the venue before a crash, seen from the venue's own log and books after the resumed run."""
+
+    created_before: int
+    decided_again: int           # posted again after the restart under the same id and the same terms
+    cancelled_after: int         # cancelled by id after the restart (the engine's cancels and the orphan cancels)
+    left_open_unknown: list[str]  # open at the end, neither decided again nor cancelled by id after the restart
+    lost: list[str]              # logged decisions the venue never heard of (no order entry, no cancel)
+
+    @property
+    def ok(self) -> bool:
+        return not self.left_open_unknown and not self.lost
+
+    def line(self) -> str:
+        return (f"{self.created_before} orders created before the kill: {self.decided_again} decided again (same id "
+                f"and terms), {self.cancelled_after} cancelled by id after the restart; left open and unknown "
+                f"{len(self.left_open_unknown)} {self.left_open_unknown[:5]}; decisions lost {len(self.lost)} "
+                f"{self.lost[:5]}")
+
+
+def orphan_check(requests: Sequence[Mapping[str, Any]], restart_ns: int, open_at_end: Collection[str],
+                 logged: Collection[str]) -> OrphanResult:
+    """From the venue's request log (``restart_ns``: the resumed run's start), the ids open at the venue at the end
+    and the ids of every logged decision: which orders created before the crash nobody manages (keyed, listed)."""
+    created: dict[str, Terms] = {}
+    again: set[str] = set()
+    cancelled: set[str] = set()
+    heard: set[str] = set()
+    for row in requests:
+        cid = str(row.get("client_order_id") or "")
+        if not cid:
+            continue
+        heard.add(cid)
+        if row["method"] == "POST" and row.get("body"):
+            if int(row["wall_ns"]) < restart_ns and int(row.get("status") or 0) == 201:
+                created[cid] = terms_of(row["body"])
+            elif int(row["wall_ns"]) >= restart_ns and cid in created and terms_of(row["body"]) == created[cid]:
+                again.add(cid)
+        elif row["method"] == "DELETE" and int(row["wall_ns"]) >= restart_ns:
+            cancelled.add(cid)
+    open_ids = set(open_at_end)
+    unknown = sorted(cid for cid in created if cid in open_ids and cid not in again and cid not in cancelled)
+    lost = sorted(set(logged) - heard)
+    return OrphanResult(len(created), len(again & set(created)), len(cancelled & set(created)), unknown, lost)

@@ -45,3 +45,5 @@ class CancelReason(enum.StrEnum):
     FEED_STALE = "FEED_STALE"  # the product's signals went silent while we hold an order
     HALTED = "HALTED"  # the kill switch
     REDUCING = "REDUCING"  # the kill switch in reduce-only mode
+    #: an order decided and logged before a crash that the resumed engine did not decide again
+    ORPHANED_AFTER_RESTART = "ORPHANED_AFTER_RESTART"

@@ -34,6 +34,9 @@ class EngineOutput:
     positions: list[PositionRow] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)  # input the flow could not decode
+    #: How far the engine has read each (product, model)'s signals: the event time of the last row it acted on.
+    #: It never acts on a row of that pair at or before this time again (the order sink's orphan watch uses it).
+    progress_ns: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.commands or self.events or self.positions or self.reports or self.dead)
@@ -44,3 +47,6 @@ class EngineOutput:
         self.positions += other.positions
         self.reports += other.reports
         self.dead += other.dead
+        for key, ts_ns in other.progress_ns.items():
+            if ts_ns > self.progress_ns.get(key, -1):
+                self.progress_ns[key] = ts_ns

@@ -155,6 +155,8 @@ class TopicSettings(BaseSettings):
     positions: str = "positions"
     dlq: str = "dlq"
     control: str = "control"
+    #: The order sink's write-ahead decision log (one partition: the account's decisions in their order).
+    decisions: str = "decisions"
     partitions: int = Field(default=4, ge=1)
     raw_partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
@@ -168,6 +170,7 @@ class TopicSettings(BaseSettings):
         topics = dict.fromkeys(names, self.partitions)
         topics[self.raw] = self.raw_partitions
         topics[self.control] = 1
+        topics[self.decisions] = 1
         return topics
 
 

@@ -375,6 +375,7 @@ class OrderDesk:
             return None
 
 
+ORPHANED = "ORPHANED_AFTER_RESTART"
 #: Outcomes after which the venue will never report on the order: the sink reports it closed itself.
 _NEVER_AT_VENUE = {"CANCELLED_UNSENT": "cancel", "NOT_SENT": "cancel", "NOT_FOUND": "cancel"}
 
@@ -397,8 +398,8 @@ def local_report(record: OrderRecord) -> dict[str, Any] | None:
     kind = _NEVER_AT_VENUE.get(record.status)
     if kind is None and record.status == "REJECTED" and record.reason.startswith("HTTP_"):
         kind = "reject"  # refused before the venue's order entry (a malformed request)
-    if kind is None or record.client_order_id == "*":
-        return None
+    if kind is None or record.client_order_id == "*" or record.reason == ORPHANED:
+        return None  # an orphan is none of the engine's orders: it has nothing to release
     return {"exec_id": 0, "kind": kind, "ts_ns": record.ts_ns or record.answered_wall_ns,
             "client_order_id": record.client_order_id, "product": record.product, "side": record.side,
             "status": "CANCELLED" if kind == "cancel" else "REJECTED", "last_quantity_mw": 0.0,

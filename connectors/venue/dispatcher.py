@@ -18,6 +18,9 @@ so far. Order rules:
   the last ``exec_id`` seen and the UNKNOWN orders' status, alone; while the venue cannot be asked it is tried again
   at each :meth:`drain` and everything (the restored commands, a kill switch) waits behind it, queued and in the
   snapshot.
+* **Durable first** (the order sink's write-ahead decision log): a submit put with its id among ``unconfirmed``
+  waits, queued (and in the snapshot), until :meth:`Dispatcher.confirm` says the broker has its decision; the
+  commands of other ids go on meanwhile, and later commands on its id wait behind it.
 * **Upkeep**: at each :meth:`drain` (the flow drains at every batch, and the engine's heartbeat makes one at
   least every 250 ms), if nothing is queued behind a cancel-all, one upkeep task resends the kept orders (oldest
   first), sends the pending cancels again, reconciles the UNKNOWN orders and resends those the venue never got,
@@ -143,6 +146,8 @@ class Dispatcher:
         self._upkeep = False     # the upkeep task is running
         # Reconciliation at start not done yet: nothing (restored commands, upkeep, new commands) starts before it.
         self._gate = reconcile_first
+        # Submits whose decision is not durable yet (the decision log's broker has not confirmed it): they wait.
+        self._unconfirmed: set[str] = set()
         self._done: list[OrderRecord] = []
         self._error: BaseException | None = None
         self._closed = False
@@ -153,11 +158,13 @@ class Dispatcher:
 
     # --- the flow's side -------------------------------------------------------------------------
 
-    def put(self, commands: list[Command]) -> None:
-        """Queue commands (in the engine's order) and start what the rules allow; returns at once."""
+    def put(self, commands: list[Command], *, unconfirmed: Collection[str] = ()) -> None:
+        """Queue commands (in the engine's order) and start what the rules allow; returns at once. The submits of
+        ``unconfirmed`` (client order ids) wait until :meth:`confirm` says their decision is durable."""
         with self._cond:
             if self._closed:
                 raise RuntimeError("the dispatcher is closed")
+            self._unconfirmed.update(unconfirmed)
             for command in commands:
                 after: list[Command] = []
                 if isinstance(command, CancelAll) and command.product is None and self._queue:
@@ -167,10 +174,24 @@ class Dispatcher:
                     after = [Cancel(c.client_order_id, c.product, command.reason, command.ts_ns)
                              for c in self._queue if isinstance(c, Submit) and c.client_order_id in uncertain]
                     self._done += not_sent(held, command)
+                    self._unconfirmed.difference_update(c.client_order_id for c in held if isinstance(c, Submit))
                     self._queue.clear()
                 self._queue.append(command)
                 self._queue.extend(after)
             self._schedule()
+
+    def confirm(self, ids: Collection[str]) -> None:
+        """The decisions of ``ids`` are durable (the decision log's broker confirmed them): their submits may start.
+        Safe from any thread."""
+        with self._cond:
+            self._unconfirmed.difference_update(ids)
+            self._schedule()
+
+    @property
+    def unconfirmed(self) -> int:
+        """Submits waiting for their decision to be confirmed durable."""
+        with self._cond:
+            return len(self._unconfirmed)
 
     def drain(self) -> list[OrderRecord]:
         """The records of what finished since the last drain; starts the upkeep if there is any to do."""
@@ -291,7 +312,7 @@ class Dispatcher:
                 waiting.extend(queue)
                 queue.clear()
                 break
-            if cid in held or self._busy[cid]:
+            if cid in held or self._busy[cid] or (isinstance(command, Submit) and cid in self._unconfirmed):
                 held.add(cid)
                 waiting.append(command)
                 continue

@@ -13,6 +13,12 @@ any command goes out (the restored ones included), for its open orders, its exec
 (``connectors.venue.reconcile``); the ``VENUE_RECONCILED`` event on ``events`` records the result. While the venue
 cannot be asked, it is tried again at each drain and every command waits, queued (and in the snapshot).
 
+**Durable before it goes out.** Each new order's decision is appended to the write-ahead decision log
+(``connectors.venue.decision_log``, the ``decisions`` topic) and waits in the dispatcher's queue until the broker
+confirmed it; the snapshot carries the log's mark, and after a restart the decisions logged since are read back
+and watched: one the resumed engine does not make again is an orphan, cancelled at the venue once the engine has
+read past its signal (``connectors.venue.orphans``, ``ORPHANED_AFTER_RESTART``).
+
 ``write_batch`` never waits on the venue or on Kafka:
 
 1. the kill switch first (:func:`~connectors.venue.desk.kill_switch_first`: a batch's submits decided before its
@@ -57,6 +63,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -69,21 +76,25 @@ from connectors.questdb.position_rows import position_rows
 from connectors.questdb.rows import dead_letter_rows
 from connectors.questdb.sink import RetryingWriter, TableRows
 from connectors.venue.client import CircuitBreaker, VenueClient
+from connectors.venue.decision_log import DecisionLog, read_decisions
 from connectors.venue.desk import OrderDesk, kill_switch_first, local_report
 from connectors.venue.dispatcher import Dispatcher, DispatcherState
+from connectors.venue.orphans import Orphan, OrphanWatch
 from connectors.wire.dead_letters import dead_letter_records
+from connectors.wire.decisions import LoggedDecision
 from connectors.wire.events import encode_event
 from connectors.wire.orders import encode_order_record
 from connectors.wire.positions import encode_position
 from wattflow.batches import DeadLetter
+from wattflow.enums import CancelReason
 from wattflow.errors import VenueError
 from wattflow.events import Event
 from wattflow.execution import EngineOutput
-from wattflow.orders import OrderRecord
+from wattflow.orders import Cancel, Command, OrderRecord, Submit
 from wattflow.positions import PositionRow
 from wattflow.settings import KafkaSettings, QuestDBSettings, TopicSettings, VenueSettings
 
-__all__ = ["PARTITION", "DispatcherState", "OrderDesk", "OrderSink", "local_report"]
+__all__ = ["PARTITION", "DispatcherState", "OrderDesk", "OrderSink", "OrderSinkState", "local_report"]
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +105,29 @@ PARTITION = "account"
 _kill_switch_first = kill_switch_first
 
 
-class _OrderSinkPartition(StatefulSinkPartition[EngineOutput, DispatcherState]):
+@dataclass(frozen=True, slots=True)
+class OrderSinkState:
+    """The order sink's snapshot: what the dispatcher has not finished; the decision log's mark (every decision
+    made after this snapshot is in the log from there); the logged decisions of an earlier restart still
+    watched for orphans (``connectors.venue.orphans``): not made again yet, or made again with other terms."""
+
+    dispatcher: DispatcherState = field(default_factory=DispatcherState)
+    decisions_from: int = -1
+    watched: tuple[LoggedDecision, ...] = ()
+    changed: tuple[LoggedDecision, ...] = ()
+
+
+def _known_ids(state: DispatcherState) -> set[str]:
+    """The client order ids a snapshot's state carries out or settles by itself."""
+    desk = state.desk
+    return ({c.client_order_id for c in state.commands if isinstance(c, Submit)}
+            | {c.client_order_id for c in desk.kept} | set(desk.unknown) | set(desk.not_found))
+
+
+class _OrderSinkPartition(StatefulSinkPartition[EngineOutput, OrderSinkState]):
     def __init__(self, dispatcher: Dispatcher, producer: CheckedProducer, topics: TopicSettings, *, source: str,
-                 flush_timeout_s: float, close_stall_s: float, writer: RetryingWriter | None = None) -> None:
+                 flush_timeout_s: float, close_stall_s: float, writer: RetryingWriter | None = None,
+                 decision_log: DecisionLog | None = None, cancel_orphans: bool = True) -> None:
         self.dispatcher = dispatcher
         self.desk = dispatcher.desk
         self.producer = producer
@@ -105,13 +136,22 @@ class _OrderSinkPartition(StatefulSinkPartition[EngineOutput, DispatcherState]):
         self.flush_timeout_s = flush_timeout_s
         self.close_stall_s = close_stall_s
         self.writer = writer
+        self.decision_log = decision_log
+        self.cancel_orphans = cancel_orphans
+        self.orphans = OrphanWatch()
 
     def write_batch(self, values: list[EngineOutput]) -> None:
+        orphans: list[Orphan] = []
+        if self.orphans:
+            for output in values:
+                orphans += self.orphans.observe(output.commands, output.progress_ns)
         commands, records = kill_switch_first([c for output in values for c in output.commands])
         if commands:
-            self.dispatcher.put(commands)
+            self._put(commands)
         records += self.dispatcher.drain()
-        events: list[Event] = []
+        if self.orphans:
+            orphans += self.orphans.on_records(records)
+        events: list[Event] = self._settle(orphans)
         positions: list[PositionRow] = []
         reports: list[dict[str, Any]] = []
         dead: list[DeadLetter] = []
@@ -120,34 +160,89 @@ class _OrderSinkPartition(StatefulSinkPartition[EngineOutput, DispatcherState]):
             positions += output.positions
             reports += output.reports
             dead += output.dead
-        events += self.desk.client_events()
+        events += self._own_events()
         self._publish(records, events, positions, reports, dead)
 
-    def snapshot(self) -> DispatcherState:
-        """What is not yet known to be finished (never waiting on the venue); the records of what finished are
-        published, and the broker must confirm every record so far (raises KafkaDeliveryError if not)."""
-        records, state = self.dispatcher.checkpoint()
-        self._publish(records, self.desk.client_events())
-        self.producer.flush(self.flush_timeout_s)
-        return state
+    def _put(self, commands: list[Command]) -> None:
+        """Hand commands to the dispatcher; new orders wait there until the decision log has them (durable first)."""
+        submits = [c for c in commands if isinstance(c, Submit)]
+        if self.decision_log is None or not submits:
+            self.dispatcher.put(commands)
+            return
+        self.dispatcher.put(commands, unconfirmed=[c.client_order_id for c in submits])
+        self.decision_log.append(submits)
 
-    def restore(self, state: DispatcherState) -> None:
-        """Put a snapshot's state back before any new command, and say so (log and ``ORDER_SINK_RESTORED``)."""
-        counts = state.counts()
-        self.dispatcher.restore(state)
-        if state:
+    def _settle(self, orphans: list[Orphan]) -> list[Event]:
+        """Cancel the orphans at the venue (after any command on their ids), one event each."""
+        if not orphans:
+            return []
+        now = time.time_ns()
+        events = [Event(now, "ORPHANED_AFTER_RESTART", o.decision.product, "WARNING",
+                        {**o.detail(), "cancelled": self.cancel_orphans}) for o in orphans]
+        for orphan in orphans:
+            log.warning("order %s (%s) was decided before the crash and not again since the restart (%s): %s",
+                        orphan.decision.client_order_id, orphan.decision.product, orphan.why,
+                        "cancelled at the venue" if self.cancel_orphans else "left alone (orphan cancel disabled)")
+        if self.cancel_orphans:
+            self.dispatcher.put([Cancel(o.decision.client_order_id, o.decision.product,
+                                        CancelReason.ORPHANED_AFTER_RESTART, o.decision.ts_ns) for o in orphans])
+        return events
+
+    def _own_events(self) -> list[Event]:
+        events = self.desk.client_events()
+        if self.decision_log is not None:
+            events += self.decision_log.events()
+        return events
+
+    def snapshot(self) -> OrderSinkState:
+        """What is not yet known to be finished (never waiting on the venue), the decision log's mark and the
+        decisions still watched for orphans; the records of what finished are published, and the broker must
+        confirm every record so far (raises KafkaDeliveryError if not)."""
+        mark = self.decision_log.mark() if self.decision_log is not None else -1
+        records, state = self.dispatcher.checkpoint()
+        self._publish(records, self._own_events())
+        self.producer.flush(self.flush_timeout_s)
+        return OrderSinkState(state, mark, self.orphans.watched(), self.orphans.changed())
+
+    def restore(self, state: OrderSinkState | DispatcherState, logged: list[LoggedDecision] | None = None,
+                logged_to: int = -1) -> None:
+        """Put a snapshot's state back before any new command, and say so (log and ``ORDER_SINK_RESTORED``); with
+        ``logged`` (the decision log read from the snapshot's mark to ``logged_to``), watch for orphans."""
+        if isinstance(state, DispatcherState):  # a snapshot from before the decision log
+            state = OrderSinkState(state)
+        counts = state.dispatcher.counts()
+        self.dispatcher.restore(state.dispatcher)
+        if state.dispatcher:
             log.warning("order sink restored from its snapshot: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
             self._publish([], [Event(time.time_ns(), "ORDER_SINK_RESTORED", "", "WARNING", dict(counts))])
+        known = _known_ids(state.dispatcher)
+        self.orphans = OrphanWatch([*state.watched, *(logged or [])], known, state.changed)
+        if logged is not None:
+            detail = {"from_offset": state.decisions_from, "to_offset": logged_to, "decisions": len(logged),
+                      "known_from_snapshot": self.orphans.known, "watched": len(self.orphans.watched()),
+                      "watched_before": len(state.watched), "changed": len(state.changed)}
+            log.warning("decision log read after the restart: %s", detail)
+            self._publish([], [Event(time.time_ns(), "DECISION_LOG_READ", "", "INFO", detail)])
 
     def close(self) -> None:
         try:
+            events: list[Event] = []
+            if self.orphans:
+                # The input ended: a logged decision not made again by now never will be.
+                events += self._settle(self.orphans.finish())
+                self.dispatcher.wait_idle(self.close_stall_s)
+                records = self.dispatcher.drain()
+                events += self._settle(self.orphans.on_records(records))
+                self._publish(records, [])
             self.dispatcher.close(self.close_stall_s)
-            self._publish(self.dispatcher.drain(), self.desk.client_events())
+            self._publish(self.dispatcher.drain(), events + self._own_events())
             if self.writer is not None:
                 self.writer.close()
             self.producer.flush(self.flush_timeout_s)
         finally:
             self.desk.client.close()
+            if self.decision_log is not None:
+                self.decision_log.close()
 
     def _publish(self, records: list[OrderRecord], events: list[Event], positions: list[PositionRow] | None = None,
                  reports: list[dict[str, Any]] | None = None, dead: list[DeadLetter] | None = None) -> None:
@@ -187,7 +282,7 @@ class _OrderSinkPartition(StatefulSinkPartition[EngineOutput, DispatcherState]):
                 self.writer.write(rows)
 
 
-class OrderSink(FixedPartitionedSink[EngineOutput, DispatcherState]):
+class OrderSink(FixedPartitionedSink[EngineOutput, OrderSinkState]):
     """The engine's commands to the venue, off the flow's thread; records, events, positions to Kafka.
 
     ``OrderSink(venue, kafka, topics, *, questdb=None, source="execution", flush_timeout_s=60.0,
@@ -201,7 +296,8 @@ class OrderSink(FixedPartitionedSink[EngineOutput, DispatcherState]):
 
     def __init__(self, venue: VenueSettings, kafka: KafkaSettings, topics: TopicSettings, *,
                  questdb: QuestDBSettings | None = None, source: str = "execution", flush_timeout_s: float = 60.0,
-                 producer_config: dict[str, Any] | None = None) -> None:
+                 producer_config: dict[str, Any] | None = None, decision_log: bool = True,
+                 cancel_orphans: bool = True) -> None:
         if venue.api_key is None:
             raise VenueError("no venue API key", hint="set WATTFLOW_VENUE_API_KEY (the key the venue was started with)")
         self.venue = venue
@@ -211,6 +307,8 @@ class OrderSink(FixedPartitionedSink[EngineOutput, DispatcherState]):
         self.source = source
         self.flush_timeout_s = flush_timeout_s
         self.producer_config = dict(producer_config or {})
+        self.decision_log = decision_log
+        self.cancel_orphans = cancel_orphans
 
     def list_parts(self) -> list[str]:
         return [PARTITION]
@@ -219,7 +317,7 @@ class OrderSink(FixedPartitionedSink[EngineOutput, DispatcherState]):
         return 0
 
     def build_part(self, step_id: str, for_part: str,
-                   resume_state: DispatcherState | None) -> _OrderSinkPartition:
+                   resume_state: OrderSinkState | DispatcherState | None) -> _OrderSinkPartition:
         venue = self.venue
         assert venue.api_key is not None
         client = VenueClient(venue.url, venue.api_key.get_secret_value(), timeout_s=venue.timeout_s,
@@ -235,8 +333,16 @@ class OrderSink(FixedPartitionedSink[EngineOutput, DispatcherState]):
         stall_s = venue.timeout_s * venue.max_attempts + client.max_backoff_s * venue.max_attempts \
             + venue.breaker_reset_s
         writer = RetryingWriter(self.questdb) if self.questdb is not None else None
+        # After a restart: the decisions made since the snapshot (sent or not), read before anything goes out.
+        logged: list[LoggedDecision] | None = None
+        start: int | None = None
+        if self.decision_log and isinstance(resume_state, OrderSinkState) and resume_state.decisions_from >= 0:
+            logged, start = read_decisions(self.kafka, self.topics.decisions, resume_state.decisions_from)
+        decision_log = DecisionLog(self.kafka, self.topics.decisions, dispatcher.confirm, start_offset=start) \
+            if self.decision_log else None
         part = _OrderSinkPartition(dispatcher, producer, self.topics, source=self.source,
-                                   flush_timeout_s=self.flush_timeout_s, close_stall_s=stall_s, writer=writer)
+                                   flush_timeout_s=self.flush_timeout_s, close_stall_s=stall_s, writer=writer,
+                                   decision_log=decision_log, cancel_orphans=self.cancel_orphans)
         if resume_state is not None:  # a snapshot before the state existed is None: nothing to restore
-            part.restore(resume_state)
+            part.restore(resume_state, logged, -1 if start is None else start)
         return part

@@ -67,6 +67,14 @@ def build(s: Settings, **options: Any) -> _OrderSinkPartition:
     return part
 
 
+def durable(part: _OrderSinkPartition, timeout_s: float = 30.0) -> None:
+    """Wait until the broker confirmed every decision handed over (the decision log): only then do orders go out."""
+    deadline = time.monotonic() + timeout_s
+    while part.dispatcher.unconfirmed:
+        assert time.monotonic() < deadline, "the broker did not confirm the decisions"
+        time.sleep(0.005)
+
+
 def settle(part: _OrderSinkPartition, timeout_s: float = 60.0) -> None:
     """Heartbeats until nothing is queued, in flight or left to reconcile; then a snapshot (checked flush)."""
     deadline = time.monotonic() + timeout_s
@@ -104,9 +112,12 @@ def test_write_batch_returns_while_a_slow_venue_holds_the_orders(settings: Setti
     part.write_batch([EngineOutput(commands=[submit(cid) for cid in ids])])
     returned_after = time.monotonic() - started
     answered = [r for r in venue.traffic().log if r.status]
+    handed_over = part.dispatcher.in_flight + part.dispatcher.queued
+    durable(part)
     in_flight, queued = part.dispatcher.in_flight, part.dispatcher.queued
     part.write_batch([EngineOutput()])  # a heartbeat while orders are in flight does not wait either
-    assert answered == [] and in_flight == 4 and queued == 4
+    assert answered == [] and handed_over == 8 and in_flight == 4 and queued == 4
+    assert [r for r in venue.traffic().log if r.status] == []  # the venue had answered none when they were counted
     settle(part)
     part.close()
     records = orders(s)
@@ -161,6 +172,7 @@ def test_kill_switch_goes_after_what_is_in_flight_and_before_what_follows(settin
     venue.reset_traffic()
     before = [f"kill-{unique}-{i}" for i in range(6)]
     part.write_batch([EngineOutput(commands=[submit(cid) for cid in before])])
+    durable(part)
     assert part.dispatcher.in_flight == 2 and part.dispatcher.queued == 4
     part.write_batch([EngineOutput(commands=[CancelAll(None, CancelReason.HALTED, T0 + 2 * NS_PER_SECOND)])])
     assert part.dispatcher.queued == 1  # only the cancel-all waits: the four orders are out of the queue
@@ -227,11 +239,12 @@ def test_snapshot_raises_when_the_broker_does_not_confirm(settings: Settings, un
                                                           venue: VenueServer) -> None:
     """The sink's producer points at a port where no broker listens (messages time out after 1 s): the order goes
     to the venue, its record cannot be confirmed, and ``snapshot()`` raises KafkaDeliveryError, so no epoch
-    commits past it; ``close()`` raises too. Red if ``snapshot()`` did not flush or did not check the outcome."""
+    commits past it; ``close()`` raises too. Red if ``snapshot()`` did not flush or did not check the outcome.
+    (Without the decision log: with it, no order goes out at all while no broker confirms its decision.)"""
     s = sink_settings(settings, unique, venue)
     dead = s.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
-    part = OrderSink(s.venue, dead, s.topics, flush_timeout_s=5.0,
-                     producer_config={"message.timeout.ms": 1000}).build_part("orders", PARTITION, None)
+    part = OrderSink(s.venue, dead, s.topics, flush_timeout_s=5.0, producer_config={"message.timeout.ms": 1000},
+                     decision_log=False).build_part("orders", PARTITION, None)
     assert isinstance(part, _OrderSinkPartition)
     cid = f"nobroker-{unique}"
     part.write_batch([EngineOutput(commands=[submit(cid)])])

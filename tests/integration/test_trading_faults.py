@@ -36,7 +36,7 @@ from wattflow.stack.process import free_port
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-NAMES = ("orders", "events", "signals", "features", "positions", "execution_reports", "control")
+NAMES = ("orders", "events", "signals", "features", "positions", "execution_reports", "control", "decisions")
 
 
 def venue_orders(venue: VenueServer) -> dict[str, tuple[Any, ...]]:

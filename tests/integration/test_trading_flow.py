@@ -80,7 +80,7 @@ def test_the_trading_flow_gives_the_same_signals_and_orders_whatever_the_batchin
         venue = serve(feed, free_port(), API, admin_key=ADMIN, rate_limit_per_s=100_000, background=True)
         venue.set_clock(opened + 1)  # every product open, none closed: the venue takes every order
         try:
-            names = ("orders", "events", "signals", "features", "positions", "execution_reports")
+            names = ("orders", "events", "signals", "features", "positions", "execution_reports", "decisions")
             topics = s.topics.model_copy(update={name: f"{getattr(s.topics, name)}.{run}" for name in names})
             ensure_topics(s.kafka, {getattr(topics, name): 1 for name in names})
             r = venue_settings(s.model_copy(update={"topics": topics}), venue, max_orders_per_interval=100_000,

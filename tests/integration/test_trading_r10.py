@@ -73,7 +73,7 @@ from wattflow.stack.process import free_port
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-NAMES = ("orders", "events", "signals", "features", "positions", "execution_reports", "control")
+NAMES = ("orders", "events", "signals", "features", "positions", "execution_reports", "control", "decisions")
 KILLS = 6
 #: The venue's faults while the flow trades: per request, drawn from the venue's seeded generator.
 FAULTS = FaultConfig(mode="mix", mix=(("timeout", 0.02), ("error_5xx", 0.04), ("drop", 0.02)), timeout_s=1.5)
@@ -191,6 +191,11 @@ def evidence(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ev
                     break
                 time.sleep(0.02)
             process.wait()
+            # Every request the killed process had sent is in the venue's log (its connections closed) before the
+            # next start's time is taken: the log is split by those times, so a straggler belongs to its process.
+            deadline = time.monotonic() + 60
+            while faulted.open_connections() and time.monotonic() < deadline:
+                time.sleep(0.05)
         faulted.set_faults(FaultConfig())  # the venue recovers for the rest of the day
         starts.append(time.time_ns())
         final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)

@@ -370,3 +370,34 @@ def test_the_state_never_holds_an_order_twice() -> None:
     assert [c.client_order_id for c in state.desk.kept] == ["old", "k", "new"]
     assert state.desk.pending == (cancel("p0"), cancel("p2"))
     assert list(state.desk.unknown) == ["n"] and state.desk.not_found == {}
+
+
+def test_a_submit_waits_for_its_decision_to_be_confirmed_and_the_others_go_on() -> None:
+    """Durable first: a submit put as unconfirmed is not sent (in the snapshot, queued) until ``confirm``; a submit
+    of another id and a later command on the same id do not overtake it. Red if the dispatcher sent it before the
+    decision log's broker confirmed it, or lost it from the snapshot meanwhile."""
+    client = ScriptedClient()
+    dispatcher = Dispatcher(desk(client), max_in_flight=4)
+    dispatcher.put([submit("a"), submit("b"), Cancel("a", KEY, CancelReason.STALE, 2)], unconfirmed=["a"])
+    wait_for(lambda: client.sent == ["b"] and dispatcher.in_flight == 0)
+    dispatcher.drain()
+    assert client.sent == ["b"] and client.cancels == [] and dispatcher.queued == 2
+    _, state = dispatcher.checkpoint()
+    assert [c.client_order_id for c in state.commands] == ["a", "a"] and dispatcher.unconfirmed == 1
+    dispatcher.confirm(["a"])
+    settle(dispatcher)
+    assert client.sent == ["b", "a"] and client.cancels == ["a"] and dispatcher.unconfirmed == 0
+
+
+def test_a_kill_switch_takes_unconfirmed_submits_out_of_the_queue() -> None:
+    """An account-wide cancel-all records the unconfirmed submits queued before it NOT_SENT and forgets them: red
+    if one went out when its late confirmation came, after the kill switch."""
+    client = ScriptedClient()
+    dispatcher = Dispatcher(desk(client), max_in_flight=4)
+    dispatcher.put([submit("a")], unconfirmed=["a"])
+    dispatcher.put([CancelAll(None, CancelReason.HALTED, 3)])
+    records = settle(dispatcher)
+    dispatcher.confirm(["a"])
+    records += settle(dispatcher)
+    assert client.sent == [] and client.cancel_alls == 1
+    assert [(r.client_order_id, r.status) for r in records if r.client_order_id == "a"] == [("a", "NOT_SENT")]
