@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable
 
 from benchmarks import (
+    bench_day_ahead,
     bench_decode,
     bench_ingest_e2e,
     bench_kafka_source,
@@ -36,6 +37,7 @@ try:  # B1, the feature kernels (written alongside operators/kernels)
 except ImportError as missing:
     console.print(f"[yellow]bench_kernels not available: {missing}[/]")
 BENCHMARKS.update({
+    "bench_day_ahead": (bench_day_ahead.main, []),
     "bench_decode": (bench_decode.main, ["--messages", "100000", "--repeat", "2"]),
     "bench_kafka_source": (bench_kafka_source.main, ["--messages", "200000", "--rounds", "1"]),
     "bench_questdb_sink": (bench_questdb_sink.main, ["--rows", "200000", "--rounds", "1"]),
