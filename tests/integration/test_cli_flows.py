@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 
 import orjson
 import pytest
+from confluent_kafka.admin import NewTopic
 
 from connectors.feeds.files import read_feed
+from connectors.kafka.admin import admin_client
 from tests.helpers import count, flow_env, python, with_topics
 from wattflow.settings import Settings
 
@@ -62,14 +63,19 @@ def test_simulate_replay_ingest_tail_record(settings: Settings, unique: str, tmp
     assert sorted(again.seq.tolist()) == sorted(frame.seq.tolist())
 
 
-def test_replay_fails_loudly_when_the_broker_cannot_confirm(settings: Settings, tmp_path: Path) -> None:
-    """A 'broker' that accepts connections and never answers: the command's reachability check passes, the
-    messages are never confirmed, and replay says so."""
-    with socket.create_server(("127.0.0.1", 0)) as black_hole:
-        env = {**flow_env(settings), "WATTFLOW_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{black_hole.getsockname()[1]}"}
-        feed = tmp_path / "day.jsonl"
-        made = wattflow(env, "feed", "simulate", "--scale", "0.01", "--durations", "60", "-o", str(feed))
-        assert made.returncode == 0
-        sent = wattflow(env, "replay", str(feed), "--max", "--delivery-timeout", "3", "--limit", "500")
-    assert sent.returncode == 1
+def test_replay_fails_loudly_when_the_broker_cannot_confirm(settings: Settings, unique: str,
+                                                           tmp_path: Path) -> None:
+    """A topic whose broker-side limit is smaller than any message (max.message.bytes 64): the broker refuses
+    every write and confirms none, and replay says so with the count and exit code 1."""
+    topic = f"unconfirmable.{unique}"
+    admin = admin_client(settings.kafka)
+    for future in admin.create_topics([NewTopic(topic, 1, 1, config={"max.message.bytes": "64"})]).values():
+        future.result()
+    env = flow_env(settings)
+    feed = tmp_path / "day.jsonl"
+    made = wattflow(env, "feed", "simulate", "--scale", "0.01", "--durations", "60", "-o", str(feed))
+    assert made.returncode == 0
+    sent = wattflow(env, "replay", str(feed), "--topic", topic, "--max", "--delivery-timeout", "3",
+                    "--limit", "500")
+    assert sent.returncode == 1, sent.stdout + sent.stderr
     assert "delivery failed" in sent.stdout and "did not confirm 500 of 500" in sent.stdout
