@@ -53,6 +53,16 @@ class Load:
                     self.kind[:count], self.seq[:count], self.product[:count], self.trade_id[:count], self.loops,
                     self.shift_ns)
 
+    @staticmethod
+    def concat(loads: list[Load]) -> Load:
+        """Loads one after the other (offsets as they were: each is its own phase's schedule)."""
+        first = loads[0]
+        return Load([v for load in loads for v in load.values], [k for load in loads for k in load.keys],
+                    np.concatenate([load.offsets_ns for load in loads]), np.concatenate([load.ts_ns for load in loads]),
+                    np.concatenate([load.kind for load in loads]), np.concatenate([load.seq for load in loads]),
+                    np.concatenate([load.product for load in loads]),
+                    np.concatenate([load.trade_id for load in loads]), first.loops, first.shift_ns)
+
     def without(self, rows: list[int]) -> Load:
         """The same load with some messages left out of what is *sent* (they stay in the truth): the tool's
         check of itself, a message removed on purpose must be reported lost."""

@@ -102,13 +102,14 @@ class Observer(threading.Thread):
         del now
 
     def trading_lag_ms(self) -> float:
-        """Now minus the intended time of the trade behind the newest order published (0 before any)."""
+        """Now minus the intended time of the trade behind the newest order of this phase published (NaN
+        before the first: no figure rather than a lag of 0 that would make any later lag look like growth)."""
         start = self.sender.progress.start_ns
         for record in reversed(self.orders[-50:]):
             offset = self.trade_offsets.get((record.get("product", ""), int(record.get("signal_ts_ns") or 0)))
             if offset is not None and start:
                 return max((time.time_ns() - start - offset) / 1e6, 0.0)
-        return 0.0
+        return float("nan")
 
     def run(self) -> None:
         last_process_ns = 0

@@ -2,8 +2,9 @@
 each drained and read back, judged and summarised.
 
 Every run has its own topics (``lt<run>.<topic>``, stamped with the broker's append time) and its own source
-tag on every event, so it never mixes with other data in a shared stack, and its own venue and flows (the
-trading flow and the store flow, each its own process, tuned for latency unless ``tuned=False``).
+tag on every event, so it never mixes with other data in a shared stack, and its own venue and system under
+test (``loadtest.system``: by default the trading flow and the store flow, each its own process; Kafka tuned
+for latency unless ``tuned=False``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import numpy as np
 from loadtest import processes
 from loadtest.load import Load
 from loadtest.observe import Observer, Sample
-from loadtest.reference import expected_orders, expected_store
+from loadtest.reference import ExpectedStore, expected_store
 from loadtest.sender import OpenLoopSender
 from loadtest.stages import Observed, analyse, trade_offsets
+from loadtest.system import TRADING, System
 from loadtest.verdict import SUSTAINABLE_RULE, rss_slopes_mb_per_min, sustained
 from wattflow.settings import Settings
 
@@ -45,6 +47,9 @@ class Options:
     tuned: bool = True
     drain_timeout_s: float = 120.0
     flow_env: dict[str, str] = field(default_factory=dict)
+    #: The truth of a phase is computed over everything sent in this run so far, not the phase alone: needed
+    #: when phases reuse the same products (their state carries over), as the benchmarks' generated market does.
+    reference_over_history: bool = False
 
 
 @dataclass
@@ -63,7 +68,8 @@ class LoadTest:
     """The system under test for one run: topics, venue, flows; phases run one after the other."""
 
     def __init__(self, settings: Settings, options: Options, logs: Path, *, products: list[str], clock_ns: int,
-                 source: str, on_sample: Callable[[Sample, Phase], None] | None = None) -> None:
+                 source: str, on_sample: Callable[[Sample, Phase], None] | None = None,
+                 system: System = TRADING) -> None:
         self.run_id = secrets.token_hex(3)
         topics = settings.topics.model_copy(update={n: f"lt{self.run_id}.{getattr(settings.topics, n)}"
                                                     for n in TOPIC_NAMES})
@@ -75,6 +81,8 @@ class LoadTest:
         self.env: dict[str, str] = {}
         self.venue_port = 0
         self.pids: dict[str, int] = {}
+        self.system = system
+        self.history: list[Load] = []  # every load sent so far (with options.reference_over_history)
 
     def __enter__(self) -> LoadTest:
         processes.init_topics_and_tables(self.settings)
@@ -83,7 +91,7 @@ class LoadTest:
         self.children.append(venue)
         self.env = processes.flow_env(self.settings, self.venue_port, tuned=self.options.tuned,
                                       extra=self.options.flow_env)
-        self.children += processes.start_flows(self.env, self.logs)
+        self.children += self.system.start(self.env, self.logs)
         self.pids = {**processes.server_pids(self.settings), **{c.name: c.pid for c in self.children},
                      "load generator": os.getpid()}
         return self
@@ -121,8 +129,9 @@ class LoadTest:
         observed = self._read_back(load, sender, observer, phase, stored_before=stored_before,
                                    dayahead_before=dayahead_before)
         with_truth = time.monotonic()
-        store = expected_store(load)
-        orders = expected_orders(load, self.env)
+        store = expected_store(load) if self.system.stores else ExpectedStore(frozenset(), frozenset(), 0,
+                                                                              frozenset(), {})
+        orders = self._expected_orders(load)
         result = analyse(load, observed, store, orders, warmup_s=min(self.options.warmup_s,
                                                                      self.options.duration_s / 2),
                          interval_s=self.options.interval_s)
@@ -145,6 +154,16 @@ class LoadTest:
             "samples": samples, "rss_slopes_mb_per_min": rss_slopes_mb_per_min(samples, self.options.warmup_s),
             "observer_error": observer.error,
         }
+
+    def _expected_orders(self, load: Load) -> dict[str, Any]:
+        """The orders of this phase's trades, from the system's reference over what it was sent (with its
+        history when phases share products)."""
+        if not self.options.reference_over_history:
+            return dict(self.system.expected_orders(load, self.env))
+        self.history.append(load)
+        everything = self.system.expected_orders(Load.concat(self.history), self.env)
+        mine = trade_offsets(load)
+        return {cid: order for cid, order in everything.items() if (order.product, order.signal_ts_ns) in mine}
 
     def _drain(self, observer: Observer, load: Load) -> bool:
         """Wait until the store has every row or dead letter it will get and the order path is quiet."""
