@@ -24,6 +24,8 @@ examples:
   wattflow loadtest day.parquet --ramp 1000,2000,5000,10000
   # an hour: RSS slope per process, fails if one grows
   wattflow loadtest day.parquet --soak 60 --rate 2000
+  # 100 events per raw message (as a feed adapter forwards frames)
+  wattflow loadtest day.parquet --rate 20000 --pack 100
   # own servers on free ports; compare with an earlier result
   wattflow loadtest day.parquet --own-stack --out results/ \\
       --compare results/earlier.json
@@ -65,6 +67,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--soak", type=float, metavar="MINUTES",
                    help="one long phase at --rate; reports each process's RSS slope and fails above --rss-bound")
     p.add_argument("--products", type=int, help="only the N busiest products of the feed (default all)")
+    p.add_argument("--pack", type=int, default=1, metavar="N",
+                   help="pack each run of N consecutive events into one raw message per product, as `wattflow "
+                   "replay --pack` and a feed adapter do (--rate stays events/s; a pack is due when its last event "
+                   "is, and every event is still tracked and timed on its own)")
     p.add_argument("--out", type=Path, help="directory for the results (default .wattflow/loadtest/<time>)")
     p.add_argument("--compare", type=Path, metavar="EARLIER.json",
                    help="print the change against an earlier result; exit 1 on a regression beyond --regression-pct")
@@ -136,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path(".wattflow/loadtest") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     options = Options(duration_s=duration, warmup_s=args.warmup, p99_bound_ms=args.p99_bound_ms,
                       lag_bound_ms=args.lag_bound_ms, rss_bound_mb_per_min=args.rss_bound,
-                      tuned=not args.kafka_defaults)
+                      tuned=not args.kafka_defaults, pack=max(args.pack, 1))
     source = "lt" + datetime.now(UTC).strftime("%H%M%S")
     loop = 0
 

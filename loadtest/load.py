@@ -66,10 +66,13 @@ class Load:
     def without(self, rows: list[int]) -> Load:
         """The same load with some messages left out of what is *sent* (they stay in the truth): the tool's
         check of itself, a message removed on purpose must be reported lost."""
-        keep = np.setdiff1d(np.arange(len(self)), np.asarray(rows, dtype=np.int64))
-        pick = keep.tolist()
-        return Load([self.values[i] for i in pick], [self.keys[i] for i in pick], self.offsets_ns[keep],
-                    self.ts_ns[keep], self.kind[keep], self.seq[keep], self.product[keep], self.trade_id[keep],
+        return self.select(np.setdiff1d(np.arange(len(self)), np.asarray(rows, dtype=np.int64)))
+
+    def select(self, rows: NDArray[np.int64]) -> Load:
+        """These messages, in this order."""
+        pick = rows.tolist()
+        return Load([self.values[i] for i in pick], [self.keys[i] for i in pick], self.offsets_ns[rows],
+                    self.ts_ns[rows], self.kind[rows], self.seq[rows], self.product[rows], self.trade_id[rows],
                     self.loops, self.shift_ns)
 
 

@@ -28,6 +28,8 @@ RAW_TABLES = ("ticks", "book", "dayahead")
 
 @dataclass
 class Sample:
+    """What the system had done ``t_s`` into the phase; counts in events (a packed message counts its events)."""
+
     t_s: float
     sent: int
     confirmed: int
@@ -127,10 +129,10 @@ class Observer(threading.Thread):
                     cpu, rss = self._processes()
                     self._move_venue_clock()
                 progress = self.sender.progress
-                confirmed = self.sender.deliveries.confirmed
+                confirmed = self.sender.deliveries.confirmed_events
                 recent = self.latencies_ns[-20_000:]
                 sample = Sample(
-                    t_s=round((now - self.started_ns) / 1e9, 3), sent=progress.sent, confirmed=confirmed,
+                    t_s=round((now - self.started_ns) / 1e9, 3), sent=progress.sent_events, confirmed=confirmed,
                     stored=stored, dead=dead, orders=sum(1 for r in self.orders if r.get("action") == "SUBMIT"),
                     store_lag_messages=max(confirmed - stored - dead, 0), trading_lag_ms=self.trading_lag_ms(),
                     send_behind_ms=max(progress.behind_ms, 0.0),

@@ -23,7 +23,8 @@ import numpy as np
 from loadtest import processes
 from loadtest.load import Load
 from loadtest.observe import Observer, Sample
-from loadtest.reference import ExpectedStore, expected_store
+from loadtest.pack import Wire, packed
+from loadtest.reference import ExpectedOrder, ExpectedStore, expected_store
 from loadtest.sender import OpenLoopSender
 from loadtest.stages import Observed, analyse, trade_offsets
 from loadtest.system import TRADING, System
@@ -50,6 +51,13 @@ class Options:
     #: The truth of a phase is computed over everything sent in this run so far, not the phase alone: needed
     #: when phases reuse the same products (their state carries over), as the benchmarks' generated market does.
     reference_over_history: bool = False
+    #: Events per packed raw message (``loadtest.pack``); 1: one event per message.
+    pack: int = 1
+    #: Partitions of the run's raw topic. One (the flows run one worker each, so it costs them no parallelism):
+    #: the engine then sees the events in the order sent, as the reference does. Over several, the order in
+    #: which partitions' fetches interleave moves the engine's account-wide clock (gate closures, staleness),
+    #: and with a feed's market time running hours per second that changes decisions the reference cannot know.
+    raw_partitions: int = 1
 
 
 @dataclass
@@ -71,8 +79,8 @@ class LoadTest:
                  source: str, on_sample: Callable[[Sample, Phase], None] | None = None,
                  system: System = TRADING) -> None:
         self.run_id = secrets.token_hex(3)
-        topics = settings.topics.model_copy(update={n: f"lt{self.run_id}.{getattr(settings.topics, n)}"
-                                                    for n in TOPIC_NAMES})
+        topics = settings.topics.model_copy(update={**{n: f"lt{self.run_id}.{getattr(settings.topics, n)}"
+                                                       for n in TOPIC_NAMES}, "raw_partitions": options.raw_partitions})
         self.settings = settings.model_copy(update={"topics": topics})
         self.options, self.logs, self.source = options, logs, source
         self.on_sample = on_sample
@@ -113,7 +121,9 @@ class LoadTest:
         """Send the phase's load on its schedule while observing, drain, read back and analyse."""
         load = phase.load
         sent_load = load.without(phase.omit) if phase.omit else load
-        sender = OpenLoopSender(self.settings.kafka.client_config(), self.settings.topics.raw, sent_load)
+        wire = packed(sent_load, self.options.pack)
+        sender = OpenLoopSender(self.settings.kafka.client_config(), self.settings.topics.raw, wire.messages,
+                                events_per_message=wire.events_per_message)
         offsets = trade_offsets(load)
         observer = Observer(settings=self.settings, sender=sender, source=self.source, pids=self.pids,
                             trade_offsets=offsets, venue_port=self.venue_port, poll_s=0.25,
@@ -126,7 +136,7 @@ class LoadTest:
         drained = self._drain(observer, load)
         observer.finish()
         self.check()
-        observed = self._read_back(load, sender, observer, phase, stored_before=stored_before,
+        observed = self._read_back(load, sender, wire, observer, phase, stored_before=stored_before,
                                    dayahead_before=dayahead_before)
         with_truth = time.monotonic()
         store = expected_store(load) if self.system.stores else ExpectedStore(frozenset(), frozenset(), 0,
@@ -145,7 +155,8 @@ class LoadTest:
         return {
             "phase": phase.name, "rate_per_s": phase.rate_per_s, "ramp": phase.ramp, "soak": phase.soak,
             "messages": len(load), "omitted_on_purpose": len(phase.omit),
-            "achieved_rate_per_s": round(sender.progress.sent / max(load.offsets_ns[-1] / 1e9, 1e-9), 1)
+            "pack": self.options.pack, "packed_messages": len(wire.messages),
+            "achieved_rate_per_s": round(sender.progress.sent_events / max(load.offsets_ns[-1] / 1e9, 1e-9), 1)
             if len(load) > 1 else float("nan"),
             "sender_behind_ms": {"p99": float(np.percentile(delays, 99)) / 1e6 if len(delays) else float("nan"),
                                  "max": float(delays.max()) / 1e6 if len(delays) else float("nan")},
@@ -155,9 +166,13 @@ class LoadTest:
             "observer_error": observer.error,
         }
 
-    def _expected_orders(self, load: Load) -> dict[str, Any]:
+    def _expected_orders(self, load: Load) -> dict[str, ExpectedOrder]:
         """The orders of this phase's trades, from the system's reference over what it was sent (with its
-        history when phases share products)."""
+        history when phases share products), in the order it went on the wire: packed, a product's events
+        reach the engine a pack at a time, and the engine's clock (gate closures, staleness) is the account's."""
+        if self.options.pack > 1:
+            wire = packed(load, self.options.pack)
+            load = load.select(np.lexsort((wire.index, wire.message)))
         if not self.options.reference_over_history:
             return dict(self.system.expected_orders(load, self.env))
         self.history.append(load)
@@ -182,7 +197,7 @@ class LoadTest:
                 return True
         return False
 
-    def _read_back(self, load: Load, sender: OpenLoopSender, observer: Observer, phase: Phase, *,
+    def _read_back(self, load: Load, sender: OpenLoopSender, wire: Wire, observer: Observer, phase: Phase, *,
                    stored_before: int, dayahead_before: int) -> Observed:
         from connectors.questdb.sql import QuestDBClient
 
@@ -196,21 +211,32 @@ class LoadTest:
                                   f"AND {high}").get("dataset", [])
             stored[table] = [int(r[0]) for r in rows]
         dayahead = dayahead_rows(client, self.source) - dayahead_before
-        dead = client.execute(f"SELECT kafka_partition, kafka_offset FROM dlq WHERE topic = "
+        dead = client.execute(f"SELECT kafka_partition, kafka_offset, origin FROM dlq WHERE topic = "
                               f"'{self.settings.topics.raw}'").get("dataset", [])
         at_venue, repeats = processes.venue_first_posts(self.venue_port)
-        # Per message of the load (the omitted ones never sent): sent time and delivery.
+        # Per event of the load (the omitted ones never sent): its message's sent time and delivery, its place
+        # in a packed message.
         n = len(load)
-        sent_ns, appended, partition, offset = (np.zeros(n, np.int64), np.full(n, -1, np.int64),
-                                                np.full(n, -1, np.int32), np.full(n, -1, np.int64))
+        sent_ns, appended, partition, offset, index = (np.zeros(n, np.int64), np.full(n, -1, np.int64),
+                                                       np.full(n, -1, np.int32), np.full(n, -1, np.int64),
+                                                       np.full(n, -1, np.int64))
         rows = np.setdiff1d(np.arange(n), np.asarray(phase.omit, np.int64))
-        sent_ns[rows], appended[rows] = sender.sent_ns, sender.deliveries.appended_ms
-        partition[rows], offset[rows] = sender.deliveries.partition, sender.deliveries.offset
+        carried_by = wire.message
+        sent_ns[rows], appended[rows] = sender.sent_ns[carried_by], sender.deliveries.appended_ms[carried_by]
+        partition[rows], offset[rows] = sender.deliveries.partition[carried_by], sender.deliveries.offset[carried_by]
+        index[rows] = wire.index
         curve = [(t, max(c - stored_before, 0)) for t, c in observer.stored_curve]
         return Observed(start_ns=sender.progress.start_ns, sent_ns=sent_ns, appended_ms=appended,
-                        partition=partition, offset=offset, orders=observer.orders, at_venue=at_venue,
-                        venue_repeats=repeats, stored_seq=stored, stored_dayahead=dayahead,
-                        dead_origins=[(int(p), int(o)) for p, o in dead], stored_curve=curve)
+                        partition=partition, offset=offset, index=index, orders=observer.orders,
+                        at_venue=at_venue, venue_repeats=repeats, stored_seq=stored, stored_dayahead=dayahead,
+                        dead_origins=[(int(p), int(o), origin_index(str(origin))) for p, o, origin in dead],
+                        stored_curve=curve)
+
+
+def origin_index(origin: str) -> int:
+    """The place in a packed message of a dead letter's origin (``topic[p]@offset#index``); -1: none."""
+    _, mark, index = origin.rpartition("#")
+    return int(index) if mark and index.isdigit() else -1
 
 
 def dayahead_rows(client: Any, source: str) -> int:
