@@ -183,32 +183,5 @@ def intended_offsets_ns(load: Load, *, rate_per_s: float | None, speed: float | 
     return np.zeros(n, np.int64)
 
 
-def load_from_messages(values: list[bytes], keys: list[bytes | None], offsets_ns: NDArray[np.int64],
-                       source: str = "") -> Load:
-    """A load made elsewhere (the benchmarks' generated market): wire messages with their intended offsets."""
-    import orjson
-
-    n = len(values)
-    kind = np.full(n, BAD, np.int8)
-    seq = np.full(n, -1, np.int64)
-    ts = np.zeros(n, np.int64)
-    product = np.full(n, "", dtype=object)
-    trade = np.full(n, -1, np.int64)
-    codes = {"trade": 0, "book": 1, "dayahead": 2}
-    for i, value in enumerate(values):
-        try:
-            event = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(event, dict) or event.get("type") not in codes:
-            continue
-        kind[i] = codes[event["type"]]
-        seq[i] = int(event.get("seq", -1))
-        ts[i] = int(event.get("ts_ns", 0))
-        product[i] = event.get("product", "")
-        trade[i] = int(event.get("trade_id", -1))
-    return Load(list(values), list(keys), np.asarray(offsets_ns, np.int64), ts, kind, seq, product, trade)
-
-
 __all__ = ["BAD", "NS", "Load", "build_load", "busiest_products", "intended_offsets_ns", "json_lines",
-           "load_from_messages", "loop_shift_ns", "shifted"]
+           "loop_shift_ns", "shifted"]
