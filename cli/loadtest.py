@@ -24,9 +24,13 @@ examples:
   wattflow loadtest day.parquet --ramp 1000,2000,5000,10000
   # an hour: RSS slope per process, fails if one grows
   wattflow loadtest day.parquet --soak 60 --rate 2000
+  # 100 events per raw message (as a feed adapter forwards frames)
+  wattflow loadtest day.parquet --rate 20000 --pack 100
   # own servers on free ports; compare with an earlier result
   wattflow loadtest day.parquet --own-stack --out results/ \\
       --compare results/earlier.json
+  # judge two results already written (CI), no load sent
+  wattflow loadtest --result results/loadtest.json --compare earlier.json
 
 Open loop: message i is due at start + i/rate (or its event time / speed); latency counts from that intended
 time, so a slow system cannot slow the load down and hide its latency, and the sender's own delay is reported.
@@ -47,7 +51,11 @@ def register(subparsers: Any) -> None:
         "stored in QuestDB; counts, losses and doubles at each stage; lag per flow; CPU and RSS per process. "
         "Writes loadtest.json (with the git commit), loadtest.md and PNG plots to --out.",
         epilog=_EPILOG, formatter_class=HelpFormatter)
-    p.add_argument("feed", type=Path, help="feed file (.jsonl, .jsonl.gz or .parquet; see `wattflow feed`)")
+    p.add_argument("feed", type=Path, nargs="?",
+                   help="feed file (.jsonl, .jsonl.gz or .parquet; see `wattflow feed`); not with --result")
+    p.add_argument("--result", type=Path, metavar="RESULT.json",
+                   help="judge a result already written instead of sending load: losses, a soak's RSS slopes "
+                   "(--rss-bound) and --compare; exit 1 as the run itself would")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, help="messages per second (default 1000)")
     pace.add_argument("--speed", type=float, help="event-time speed-up instead of a fixed rate")
@@ -59,6 +67,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--soak", type=float, metavar="MINUTES",
                    help="one long phase at --rate; reports each process's RSS slope and fails above --rss-bound")
     p.add_argument("--products", type=int, help="only the N busiest products of the feed (default all)")
+    p.add_argument("--pack", type=int, default=1, metavar="N",
+                   help="pack each run of N consecutive events into one raw message per product, as `wattflow "
+                   "replay --pack` and a feed adapter do (--rate stays events/s; a pack is due when its last event "
+                   "is, and every event is still tracked and timed on its own)")
     p.add_argument("--out", type=Path, help="directory for the results (default .wattflow/loadtest/<time>)")
     p.add_argument("--compare", type=Path, metavar="EARLIER.json",
                    help="print the change against an earlier result; exit 1 on a regression beyond --regression-pct")
@@ -111,9 +123,13 @@ def run(args: argparse.Namespace) -> int:
     from loadtest import processes, report
     from loadtest.load import DAYAHEAD_KIND, build_load
     from loadtest.run import LoadTest, Options, Phase, max_sustainable, rule_text
-    from loadtest.verdict import compare
     from wattflow.errors import SettingsError
 
+    if args.result is not None:
+        return judged(load_result(args.result), args)
+    if args.feed is None:
+        raise SettingsError("give a feed file (or --result RESULT.json to judge a result already written)",
+                            hint="make one with `wattflow feed simulate -o day.parquet`")
     if not args.feed.exists():
         raise SettingsError(f"no feed file {args.feed}", hint="make one with `wattflow feed simulate -o day.parquet`")
     ramp = [float(r) for r in args.ramp.split(",")] if args.ramp else []
@@ -126,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path(".wattflow/loadtest") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     options = Options(duration_s=duration, warmup_s=args.warmup, p99_bound_ms=args.p99_bound_ms,
                       lag_bound_ms=args.lag_bound_ms, rss_bound_mb_per_min=args.rss_bound,
-                      tuned=not args.kafka_defaults)
+                      tuned=not args.kafka_defaults, pack=max(args.pack, 1))
     source = "lt" + datetime.now(UTC).strftime("%H%M%S")
     loop = 0
 
@@ -179,26 +195,39 @@ def run(args: argparse.Namespace) -> int:
     written = report.write(document, out)
     console.print(report.markdown(document), markup=False, highlight=False)
     console.print("wrote " + ", ".join(str(p) for p in written))
-    code = 0
-    for result in phases:
-        c = result["counts"]
-        if c["not_confirmed"] or c["stored_lost"] or c["dead_letters_lost"] or c["at_venue_lost"]:
-            code = 1
-        if result["soak"]:
-            grown = {k: v for k, v in result["rss_slopes_mb_per_min"].items() if v > args.rss_bound}
-            if grown:
-                console.print(f"[red]soak failed[/]: RSS grows beyond {args.rss_bound} MB/min: {grown}")
-                code = 1
     if ramp:
         console.print(f"maximum sustainable rate: {document['max_sustainable_rate_per_s']} messages/s\n"
                       f"  rule: {document['rule']}")
-    if args.compare:
-        import orjson
+    return judged(document, args)
 
-        rows, regressed = compare(document, orjson.loads(args.compare.read_bytes()), args.regression_pct)
-        for row in rows:
-            console.print("  " + " | ".join(row))
-        if regressed:
-            console.print(f"[red]regression[/] beyond {args.regression_pct:g}% against {args.compare}")
-            code = 1
-    return code
+
+def load_result(path: Path) -> dict[str, Any]:
+    import orjson
+
+    from wattflow.errors import SettingsError
+
+    try:
+        document = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as error:
+        raise SettingsError(f"cannot read the result {path}: {error}",
+                            hint="give a loadtest.json written by `wattflow loadtest`") from None
+    if not isinstance(document, dict) or "phases" not in document:
+        raise SettingsError(f"{path} is not a `wattflow loadtest` result (no phases)",
+                            hint="give a loadtest.json written by `wattflow loadtest`")
+    return document
+
+
+def judged(document: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print the verdict (losses, soak RSS growth, the change against --compare); 1 when it failed."""
+    from cli.console import console
+    from loadtest.verdict import judge
+
+    earlier = load_result(args.compare) if args.compare else None
+    failed, lines = judge(document, rss_bound_mb_per_min=args.rss_bound, earlier=earlier,
+                          regression_pct=args.regression_pct)
+    if earlier is not None:
+        console.print(f"against {args.compare} (git {earlier.get('commit', '?')}):", markup=False, highlight=False)
+    for line in lines:
+        console.print("  " + line, markup=False, highlight=False)
+    console.print("verdict: FAILED" if failed else "verdict: passed", markup=False, highlight=False)
+    return 1 if failed else 0

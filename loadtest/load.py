@@ -53,13 +53,26 @@ class Load:
                     self.kind[:count], self.seq[:count], self.product[:count], self.trade_id[:count], self.loops,
                     self.shift_ns)
 
+    @staticmethod
+    def concat(loads: list[Load]) -> Load:
+        """Loads one after the other (offsets as they were: each is its own phase's schedule)."""
+        first = loads[0]
+        return Load([v for load in loads for v in load.values], [k for load in loads for k in load.keys],
+                    np.concatenate([load.offsets_ns for load in loads]), np.concatenate([load.ts_ns for load in loads]),
+                    np.concatenate([load.kind for load in loads]), np.concatenate([load.seq for load in loads]),
+                    np.concatenate([load.product for load in loads]),
+                    np.concatenate([load.trade_id for load in loads]), first.loops, first.shift_ns)
+
     def without(self, rows: list[int]) -> Load:
         """The same load with some messages left out of what is *sent* (they stay in the truth): the tool's
         check of itself, a message removed on purpose must be reported lost."""
-        keep = np.setdiff1d(np.arange(len(self)), np.asarray(rows, dtype=np.int64))
-        pick = keep.tolist()
-        return Load([self.values[i] for i in pick], [self.keys[i] for i in pick], self.offsets_ns[keep],
-                    self.ts_ns[keep], self.kind[keep], self.seq[keep], self.product[keep], self.trade_id[keep],
+        return self.select(np.setdiff1d(np.arange(len(self)), np.asarray(rows, dtype=np.int64)))
+
+    def select(self, rows: NDArray[np.int64]) -> Load:
+        """These messages, in this order."""
+        pick = rows.tolist()
+        return Load([self.values[i] for i in pick], [self.keys[i] for i in pick], self.offsets_ns[rows],
+                    self.ts_ns[rows], self.kind[rows], self.seq[rows], self.product[rows], self.trade_id[rows],
                     self.loops, self.shift_ns)
 
 
@@ -170,32 +183,5 @@ def intended_offsets_ns(load: Load, *, rate_per_s: float | None, speed: float | 
     return np.zeros(n, np.int64)
 
 
-def load_from_messages(values: list[bytes], keys: list[bytes | None], offsets_ns: NDArray[np.int64],
-                       source: str = "") -> Load:
-    """A load made elsewhere (the benchmarks' generated market): wire messages with their intended offsets."""
-    import orjson
-
-    n = len(values)
-    kind = np.full(n, BAD, np.int8)
-    seq = np.full(n, -1, np.int64)
-    ts = np.zeros(n, np.int64)
-    product = np.full(n, "", dtype=object)
-    trade = np.full(n, -1, np.int64)
-    codes = {"trade": 0, "book": 1, "dayahead": 2}
-    for i, value in enumerate(values):
-        try:
-            event = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(event, dict) or event.get("type") not in codes:
-            continue
-        kind[i] = codes[event["type"]]
-        seq[i] = int(event.get("seq", -1))
-        ts[i] = int(event.get("ts_ns", 0))
-        product[i] = event.get("product", "")
-        trade[i] = int(event.get("trade_id", -1))
-    return Load(list(values), list(keys), np.asarray(offsets_ns, np.int64), ts, kind, seq, product, trade)
-
-
 __all__ = ["BAD", "NS", "Load", "build_load", "busiest_products", "intended_offsets_ns", "json_lines",
-           "load_from_messages", "loop_shift_ns", "shifted"]
+           "loop_shift_ns", "shifted"]

@@ -28,6 +28,8 @@ RAW_TABLES = ("ticks", "book", "dayahead")
 
 @dataclass
 class Sample:
+    """What the system had done ``t_s`` into the phase; counts in events (a packed message counts its events)."""
+
     t_s: float
     sent: int
     confirmed: int
@@ -102,13 +104,14 @@ class Observer(threading.Thread):
         del now
 
     def trading_lag_ms(self) -> float:
-        """Now minus the intended time of the trade behind the newest order published (0 before any)."""
+        """Now minus the intended time of the trade behind the newest order of this phase published (NaN
+        before the first: no figure rather than a lag of 0 that would make any later lag look like growth)."""
         start = self.sender.progress.start_ns
         for record in reversed(self.orders[-50:]):
             offset = self.trade_offsets.get((record.get("product", ""), int(record.get("signal_ts_ns") or 0)))
             if offset is not None and start:
                 return max((time.time_ns() - start - offset) / 1e6, 0.0)
-        return 0.0
+        return float("nan")
 
     def run(self) -> None:
         last_process_ns = 0
@@ -126,10 +129,10 @@ class Observer(threading.Thread):
                     cpu, rss = self._processes()
                     self._move_venue_clock()
                 progress = self.sender.progress
-                confirmed = self.sender.deliveries.confirmed
+                confirmed = self.sender.deliveries.confirmed_events
                 recent = self.latencies_ns[-20_000:]
                 sample = Sample(
-                    t_s=round((now - self.started_ns) / 1e9, 3), sent=progress.sent, confirmed=confirmed,
+                    t_s=round((now - self.started_ns) / 1e9, 3), sent=progress.sent_events, confirmed=confirmed,
                     stored=stored, dead=dead, orders=sum(1 for r in self.orders if r.get("action") == "SUBMIT"),
                     store_lag_messages=max(confirmed - stored - dead, 0), trading_lag_ms=self.trading_lag_ms(),
                     send_behind_ms=max(progress.behind_ms, 0.0),

@@ -1,6 +1,6 @@
-"""The processes of a load test: the paper venue, the trading and store flows, and (``--own-stack``) Kafka and
-QuestDB on free ports. Each runs as its own process, exactly as ``wattflow run`` starts it; a load test only
-ever stops what it started."""
+"""The processes of a load test: the paper venue, the system under test's (``loadtest.system``), and
+(``--own-stack``) Kafka and QuestDB on free ports. Each runs as its own process, exactly as ``wattflow run``
+starts it; a load test only ever stops what it started."""
 
 from __future__ import annotations
 
@@ -23,8 +23,6 @@ from wattflow.errors import StackError, VenueError
 from wattflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The flows a load test runs (flow, batch size), each in its own process.
-FLOWS = (("trading", 5_000), ("store", 20_000))
 #: Settings under which every decision follows from the raw messages alone (fills are not fed back and no
 #: limit binds), so that the reference engine knows every order the flows must send.
 FREE_ENGINE = {
@@ -93,16 +91,6 @@ def flow_env(settings: Settings, venue_port: int, *, tuned: bool,
         env.update(TUNED_KAFKA)
     env.update(extra or {})
     return env
-
-
-def start_flows(env: dict[str, str], logs: Path) -> list[Child]:
-    """The trading and store flows in tail mode, one worker each, no recovery."""
-    children = []
-    for flow, batch in FLOWS:
-        command = [sys.executable, "-m", "bytewax.run", f"flows.{flow}:get_flow(tail=True, batch_size={batch})",
-                   "-w", "1", "-s", "2"]
-        children.append(start_child(f"{flow} flow", command, env, logs))
-    return children
 
 
 def venue_call(port: int, path: str, body: dict[str, Any] | None = None, timeout_s: float = 30.0) -> Any:

@@ -86,9 +86,10 @@ def expected_store(load: Load) -> ExpectedStore:
     return ExpectedStore(frozenset(ticks.values()), frozenset(book), len(dayahead), frozenset(dead_rows), reasons)
 
 
-def expected_orders(load: Load, env: dict[str, str]) -> dict[str, ExpectedOrder]:
+def expected_orders(load: Load, env: dict[str, str], *, in_log_order: bool = True) -> dict[str, ExpectedOrder]:
     """Client order id -> (product, event time of the trade that caused it) for every order the flows must
-    send for this load (in send order = each product's log order)."""
+    send for this load (in send order = each product's log order); features in log order (the trading flow)
+    or in event time (the signals flow of the three-flow chain)."""
     from operators.execution import EngineSettings, ExecutionEngine
     from operators.features import FeatureSettings, ProductFeatures
     from operators.models import ModelSettings, load_models
@@ -102,7 +103,7 @@ def expected_orders(load: Load, env: dict[str, str]) -> dict[str, ExpectedOrder]
     states: dict[str, ProductFeatures] = {}
     features = []
     for key, events in by_product(batch, signal_settings.durations()):  # type: ignore[arg-type]
-        state = states.setdefault(key, ProductFeatures.new(key, FeatureSettings(in_log_order=True)))
+        state = states.setdefault(key, ProductFeatures.new(key, FeatureSettings(in_log_order=in_log_order)))
         produced = state.on_events(events)
         if produced is not None:
             features.append(produced)

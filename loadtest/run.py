@@ -2,8 +2,9 @@
 each drained and read back, judged and summarised.
 
 Every run has its own topics (``lt<run>.<topic>``, stamped with the broker's append time) and its own source
-tag on every event, so it never mixes with other data in a shared stack, and its own venue and flows (the
-trading flow and the store flow, each its own process, tuned for latency unless ``tuned=False``).
+tag on every event, so it never mixes with other data in a shared stack, and its own venue and system under
+test (``loadtest.system``: by default the trading flow and the store flow, each its own process; Kafka tuned
+for latency unless ``tuned=False``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import numpy as np
 from loadtest import processes
 from loadtest.load import Load
 from loadtest.observe import Observer, Sample
-from loadtest.reference import expected_orders, expected_store
+from loadtest.pack import Wire, packed
+from loadtest.reference import ExpectedOrder, ExpectedStore, expected_store
 from loadtest.sender import OpenLoopSender
 from loadtest.stages import Observed, analyse, trade_offsets
+from loadtest.system import TRADING, System
 from loadtest.verdict import SUSTAINABLE_RULE, rss_slopes_mb_per_min, sustained
 from wattflow.settings import Settings
 
@@ -45,6 +48,16 @@ class Options:
     tuned: bool = True
     drain_timeout_s: float = 120.0
     flow_env: dict[str, str] = field(default_factory=dict)
+    #: The truth of a phase is computed over everything sent in this run so far, not the phase alone: needed
+    #: when phases reuse the same products (their state carries over), as the benchmarks' generated market does.
+    reference_over_history: bool = False
+    #: Events per packed raw message (``loadtest.pack``); 1: one event per message.
+    pack: int = 1
+    #: Partitions of the run's raw topic. One (the flows run one worker each, so it costs them no parallelism):
+    #: the engine then sees the events in the order sent, as the reference does. Over several, the order in
+    #: which partitions' fetches interleave moves the engine's account-wide clock (gate closures, staleness),
+    #: and with a feed's market time running hours per second that changes decisions the reference cannot know.
+    raw_partitions: int = 1
 
 
 @dataclass
@@ -63,10 +76,11 @@ class LoadTest:
     """The system under test for one run: topics, venue, flows; phases run one after the other."""
 
     def __init__(self, settings: Settings, options: Options, logs: Path, *, products: list[str], clock_ns: int,
-                 source: str, on_sample: Callable[[Sample, Phase], None] | None = None) -> None:
+                 source: str, on_sample: Callable[[Sample, Phase], None] | None = None,
+                 system: System = TRADING) -> None:
         self.run_id = secrets.token_hex(3)
-        topics = settings.topics.model_copy(update={n: f"lt{self.run_id}.{getattr(settings.topics, n)}"
-                                                    for n in TOPIC_NAMES})
+        topics = settings.topics.model_copy(update={**{n: f"lt{self.run_id}.{getattr(settings.topics, n)}"
+                                                       for n in TOPIC_NAMES}, "raw_partitions": options.raw_partitions})
         self.settings = settings.model_copy(update={"topics": topics})
         self.options, self.logs, self.source = options, logs, source
         self.on_sample = on_sample
@@ -75,6 +89,8 @@ class LoadTest:
         self.env: dict[str, str] = {}
         self.venue_port = 0
         self.pids: dict[str, int] = {}
+        self.system = system
+        self.history: list[Load] = []  # every load sent so far (with options.reference_over_history)
 
     def __enter__(self) -> LoadTest:
         processes.init_topics_and_tables(self.settings)
@@ -83,7 +99,7 @@ class LoadTest:
         self.children.append(venue)
         self.env = processes.flow_env(self.settings, self.venue_port, tuned=self.options.tuned,
                                       extra=self.options.flow_env)
-        self.children += processes.start_flows(self.env, self.logs)
+        self.children += self.system.start(self.env, self.logs)
         self.pids = {**processes.server_pids(self.settings), **{c.name: c.pid for c in self.children},
                      "load generator": os.getpid()}
         return self
@@ -105,7 +121,9 @@ class LoadTest:
         """Send the phase's load on its schedule while observing, drain, read back and analyse."""
         load = phase.load
         sent_load = load.without(phase.omit) if phase.omit else load
-        sender = OpenLoopSender(self.settings.kafka.client_config(), self.settings.topics.raw, sent_load)
+        wire = packed(sent_load, self.options.pack)
+        sender = OpenLoopSender(self.settings.kafka.client_config(), self.settings.topics.raw, wire.messages,
+                                events_per_message=wire.events_per_message)
         offsets = trade_offsets(load)
         observer = Observer(settings=self.settings, sender=sender, source=self.source, pids=self.pids,
                             trade_offsets=offsets, venue_port=self.venue_port, poll_s=0.25,
@@ -118,11 +136,12 @@ class LoadTest:
         drained = self._drain(observer, load)
         observer.finish()
         self.check()
-        observed = self._read_back(load, sender, observer, phase, stored_before=stored_before,
+        observed = self._read_back(load, sender, wire, observer, phase, stored_before=stored_before,
                                    dayahead_before=dayahead_before)
         with_truth = time.monotonic()
-        store = expected_store(load)
-        orders = expected_orders(load, self.env)
+        store = expected_store(load) if self.system.stores else ExpectedStore(frozenset(), frozenset(), 0,
+                                                                              frozenset(), {})
+        orders = self._expected_orders(load)
         result = analyse(load, observed, store, orders, warmup_s=min(self.options.warmup_s,
                                                                      self.options.duration_s / 2),
                          interval_s=self.options.interval_s)
@@ -136,7 +155,8 @@ class LoadTest:
         return {
             "phase": phase.name, "rate_per_s": phase.rate_per_s, "ramp": phase.ramp, "soak": phase.soak,
             "messages": len(load), "omitted_on_purpose": len(phase.omit),
-            "achieved_rate_per_s": round(sender.progress.sent / max(load.offsets_ns[-1] / 1e9, 1e-9), 1)
+            "pack": self.options.pack, "packed_messages": len(wire.messages),
+            "achieved_rate_per_s": round(sender.progress.sent_events / max(load.offsets_ns[-1] / 1e9, 1e-9), 1)
             if len(load) > 1 else float("nan"),
             "sender_behind_ms": {"p99": float(np.percentile(delays, 99)) / 1e6 if len(delays) else float("nan"),
                                  "max": float(delays.max()) / 1e6 if len(delays) else float("nan")},
@@ -145,6 +165,20 @@ class LoadTest:
             "samples": samples, "rss_slopes_mb_per_min": rss_slopes_mb_per_min(samples, self.options.warmup_s),
             "observer_error": observer.error,
         }
+
+    def _expected_orders(self, load: Load) -> dict[str, ExpectedOrder]:
+        """The orders of this phase's trades, from the system's reference over what it was sent (with its
+        history when phases share products), in the order it went on the wire: packed, a product's events
+        reach the engine a pack at a time, and the engine's clock (gate closures, staleness) is the account's."""
+        if self.options.pack > 1:
+            wire = packed(load, self.options.pack)
+            load = load.select(np.lexsort((wire.index, wire.message)))
+        if not self.options.reference_over_history:
+            return dict(self.system.expected_orders(load, self.env))
+        self.history.append(load)
+        everything = self.system.expected_orders(Load.concat(self.history), self.env)
+        mine = trade_offsets(load)
+        return {cid: order for cid, order in everything.items() if (order.product, order.signal_ts_ns) in mine}
 
     def _drain(self, observer: Observer, load: Load) -> bool:
         """Wait until the store has every row or dead letter it will get and the order path is quiet."""
@@ -163,7 +197,7 @@ class LoadTest:
                 return True
         return False
 
-    def _read_back(self, load: Load, sender: OpenLoopSender, observer: Observer, phase: Phase, *,
+    def _read_back(self, load: Load, sender: OpenLoopSender, wire: Wire, observer: Observer, phase: Phase, *,
                    stored_before: int, dayahead_before: int) -> Observed:
         from connectors.questdb.sql import QuestDBClient
 
@@ -177,21 +211,32 @@ class LoadTest:
                                   f"AND {high}").get("dataset", [])
             stored[table] = [int(r[0]) for r in rows]
         dayahead = dayahead_rows(client, self.source) - dayahead_before
-        dead = client.execute(f"SELECT kafka_partition, kafka_offset FROM dlq WHERE topic = "
+        dead = client.execute(f"SELECT kafka_partition, kafka_offset, origin FROM dlq WHERE topic = "
                               f"'{self.settings.topics.raw}'").get("dataset", [])
         at_venue, repeats = processes.venue_first_posts(self.venue_port)
-        # Per message of the load (the omitted ones never sent): sent time and delivery.
+        # Per event of the load (the omitted ones never sent): its message's sent time and delivery, its place
+        # in a packed message.
         n = len(load)
-        sent_ns, appended, partition, offset = (np.zeros(n, np.int64), np.full(n, -1, np.int64),
-                                                np.full(n, -1, np.int32), np.full(n, -1, np.int64))
+        sent_ns, appended, partition, offset, index = (np.zeros(n, np.int64), np.full(n, -1, np.int64),
+                                                       np.full(n, -1, np.int32), np.full(n, -1, np.int64),
+                                                       np.full(n, -1, np.int64))
         rows = np.setdiff1d(np.arange(n), np.asarray(phase.omit, np.int64))
-        sent_ns[rows], appended[rows] = sender.sent_ns, sender.deliveries.appended_ms
-        partition[rows], offset[rows] = sender.deliveries.partition, sender.deliveries.offset
+        carried_by = wire.message
+        sent_ns[rows], appended[rows] = sender.sent_ns[carried_by], sender.deliveries.appended_ms[carried_by]
+        partition[rows], offset[rows] = sender.deliveries.partition[carried_by], sender.deliveries.offset[carried_by]
+        index[rows] = wire.index
         curve = [(t, max(c - stored_before, 0)) for t, c in observer.stored_curve]
         return Observed(start_ns=sender.progress.start_ns, sent_ns=sent_ns, appended_ms=appended,
-                        partition=partition, offset=offset, orders=observer.orders, at_venue=at_venue,
-                        venue_repeats=repeats, stored_seq=stored, stored_dayahead=dayahead,
-                        dead_origins=[(int(p), int(o)) for p, o in dead], stored_curve=curve)
+                        partition=partition, offset=offset, index=index, orders=observer.orders,
+                        at_venue=at_venue, venue_repeats=repeats, stored_seq=stored, stored_dayahead=dayahead,
+                        dead_origins=[(int(p), int(o), origin_index(str(origin))) for p, o, origin in dead],
+                        stored_curve=curve)
+
+
+def origin_index(origin: str) -> int:
+    """The place in a packed message of a dead letter's origin (``topic[p]@offset#index``); -1: none."""
+    _, mark, index = origin.rpartition("#")
+    return int(index) if mark and index.isdigit() else -1
 
 
 def dayahead_rows(client: Any, source: str) -> int:

@@ -30,6 +30,8 @@ class Deliveries:
     """What the broker confirmed, per message index: partition, offset and append time (ms), -1 when not."""
 
     size: int
+    #: Events each message carries (1 unless packed).
+    weight: NDArray[np.int64] | None = None
     partition: NDArray[np.int32] = field(init=False)
     offset: NDArray[np.int64] = field(init=False)
     appended_ms: NDArray[np.int64] = field(init=False)
@@ -54,7 +56,15 @@ class Deliveries:
 
     @property
     def confirmed(self) -> int:
+        """Messages confirmed."""
         return int((self.offset >= 0).sum())
+
+    @property
+    def confirmed_events(self) -> int:
+        """Events in the messages confirmed (= messages unless packed)."""
+        if self.weight is None:
+            return self.confirmed
+        return int(self.weight[self.offset >= 0].sum())
 
 
 @dataclass
@@ -62,23 +72,28 @@ class SendProgress:
     """Shared with the live display and the observer (read from other threads)."""
 
     start_ns: int = 0
-    sent: int = 0
+    sent: int = 0  # messages
+    sent_events: int = 0  # events in them (= messages unless packed)
     behind_ms: float = 0.0
     done: bool = False
     newest_ts_ns: int = 0
 
 
 class OpenLoopSender:
-    """Sends a :class:`Load` to ``topic`` on its schedule; ``sent_ns`` holds each message's actual send time."""
+    """Sends a :class:`Load` of messages to ``topic`` on its schedule; ``sent_ns`` holds each message's actual
+    send time; ``events_per_message``: what each carries when packed (``loadtest.pack``)."""
 
-    def __init__(self, kafka_config: dict[str, Any], topic: str, load: Load) -> None:
+    def __init__(self, kafka_config: dict[str, Any], topic: str, load: Load,
+                 events_per_message: NDArray[np.int64] | None = None) -> None:
         from confluent_kafka import Producer
 
         self.topic = topic
         self.load = load
         self.producer = Producer({**kafka_config, "linger.ms": 0, "enable.idempotence": True,
                                   "queue.buffering.max.messages": 2_000_000, "client.id": "wattflow-loadtest"})
-        self.deliveries = Deliveries(len(load))
+        self.deliveries = Deliveries(len(load), events_per_message)
+        self._events_before = (np.concatenate([[0], np.cumsum(events_per_message)]) if events_per_message is not None
+                               else np.arange(len(load) + 1))
         self.sent_ns = np.zeros(len(load), np.int64)
         self.progress = SendProgress()
         self.stop = threading.Event()
@@ -109,7 +124,7 @@ class OpenLoopSender:
             self.progress.behind_ms = (self.sent_ns[j - 1] - int(due_ns[j - 1])) / 1e6
             self.progress.newest_ts_ns = max(self.progress.newest_ts_ns, int(load.ts_ns[j - 1]))
             i = j
-            self.progress.sent = i
+            self.progress.sent, self.progress.sent_events = i, int(self._events_before[i])
         remaining = self.producer.flush(120)
         if remaining:
             self.deliveries.last_error = f"{remaining} messages not confirmed within 120 s"

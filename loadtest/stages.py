@@ -37,12 +37,13 @@ class Observed:
     appended_ms: NDArray[np.int64]
     partition: NDArray[np.int32]
     offset: NDArray[np.int64]
+    index: NDArray[np.int64]  # each event's place in its packed message (-1: sent alone)
     orders: list[dict[str, Any]]
     at_venue: dict[str, int]
     venue_repeats: int
     stored_seq: dict[str, list[int]]  # table -> seq of each stored row of this run
     stored_dayahead: int
-    dead_origins: list[tuple[int, int]]  # (partition, offset) of this run's dead letters
+    dead_origins: list[tuple[int, int, int]]  # (partition, offset, index in a packed message or -1)
     stored_curve: list[tuple[int, int]]
 
 
@@ -152,8 +153,8 @@ def count(load: Load, observed: Observed, store: ExpectedStore, expected: dict[s
     ticks_seen, book_seen = Counter(stored_ticks), Counter(stored_book)
     lost_ticks = sorted(store.ticks_seq - set(ticks_seen))
     lost_book = sorted(store.book_seq - set(book_seen))
-    where = {(int(p), int(o)): i for i, (p, o) in enumerate(zip(observed.partition.tolist(), observed.offset.tolist(),
-                                                                  strict=True)) if o >= 0}
+    where = {(int(p), int(o), int(x)): i for i, (p, o, x) in enumerate(zip(
+        observed.partition.tolist(), observed.offset.tolist(), observed.index.tolist(), strict=True)) if o >= 0}
     dead_seen = Counter(where.get(origin, -1) for origin in observed.dead_origins)
     lost_dead = sorted(store.dead_rows - set(dead_seen))
     seq_index = {int(s): i for i, s in enumerate(load.seq.tolist()) if s >= 0}

@@ -16,16 +16,16 @@ SUSTAINABLE_RULE = ("sustained = nothing lost (every message confirmed, every ex
 
 def sustained(result: dict[str, Any], samples: list[dict[str, Any]], *, p99_ms: float, lag_ms: float,
               growth_ms: float, rate_per_s: float) -> tuple[bool, dict[str, Any]]:
-    counts = result["counts"]
-    lost = (counts["not_confirmed"] + counts["stored_lost"] + counts["dead_letters_lost"]
-            + counts["at_venue_lost"])
+    missing = lost(result)
     p99 = result["stages_ms"]["tick to order (intended->at venue)"]["p99"]
     fifth = max(len(samples) // 5, 1)
-    trading = [s["trading_lag_ms"] for s in samples]
+    # before the phase's first order the trading lag has no figure (NaN, or null read back from JSON)
+    trading = [s["trading_lag_ms"] for s in samples if s["trading_lag_ms"] is not None
+               and not math.isnan(s["trading_lag_ms"])]
     # the store lag in messages, as time at the offered rate
     store = [s["store_lag_messages"] / max(rate_per_s, 1e-9) * 1000 for s in samples]
-    detail: dict[str, Any] = {"lost": lost, "p99_ms": p99}
-    ok = lost == 0 and (math.isnan(p99) or p99 <= p99_ms)
+    detail: dict[str, Any] = {"lost": missing, "p99_ms": p99}
+    ok = missing == 0 and (math.isnan(p99) or p99 <= p99_ms)
     for name, series in (("trading_lag", trading), ("store_lag", store)):
         if not series:
             continue
@@ -48,6 +48,42 @@ def rss_slopes_mb_per_min(samples: list[dict[str, Any]], skip_s: float = 0.0) ->
         slope_per_s = float(np.polyfit(t, rss, 1)[0])
         out[name] = round(slope_per_s * 60, 3)
     return out
+
+
+def soak_growth(result: dict[str, Any], bound_mb_per_min: float) -> dict[str, float]:
+    """Processes whose RSS grew faster than ``bound_mb_per_min`` over a soak phase (none for other phases)."""
+    if not result.get("soak"):
+        return {}
+    return {name: slope for name, slope in (result.get("rss_slopes_mb_per_min") or {}).items()
+            if slope > bound_mb_per_min}
+
+
+def lost(result: dict[str, Any]) -> int:
+    """Messages, rows, dead letters and orders the truth expected and the system never delivered."""
+    c = result["counts"]
+    return int(c["not_confirmed"] + c["stored_lost"] + c["dead_letters_lost"] + c["at_venue_lost"])
+
+
+def judge(document: dict[str, Any], *, rss_bound_mb_per_min: float, earlier: dict[str, Any] | None = None,
+          regression_pct: float = 20.0) -> tuple[bool, list[str]]:
+    """A whole result's verdict for CI: failed when a phase lost anything, a soak's RSS grew beyond the bound
+    or (against ``earlier``) a figure got worse beyond ``regression_pct``; with the lines that say why."""
+    failed, lines = False, []
+    for result in document.get("phases", []):
+        if missing := lost(result):
+            failed = True
+            lines.append(f"{result['phase']}: {missing:,} lost (messages, rows, dead letters or orders)")
+        if grown := soak_growth(result, rss_bound_mb_per_min):
+            failed = True
+            named = ", ".join(f"{name} {slope:+.2f} MB/min" for name, slope in sorted(grown.items()))
+            lines.append(f"{result['phase']}: soak failed, RSS grows beyond {rss_bound_mb_per_min:g} MB/min: {named}")
+    if earlier is not None:
+        rows, regressed = compare(document, earlier, regression_pct)
+        lines += [" | ".join(row) for row in rows]
+        if regressed:
+            failed = True
+            lines.append(f"regression beyond {regression_pct:g}% against the earlier result")
+    return failed, lines
 
 
 #: Figures --compare looks at: (path in the result, higher is better).

@@ -6,7 +6,9 @@ the paper venue, about a minute of load):
 * a malformed row of the feed is sent as it came and comes back as exactly one dead letter;
 * the venue slowed on purpose (WATTFLOW_VENUE_LATENCY_MS-like ``--latency-ms``) shows in its own stage: the
   injected delay is a lower bound of that stage only (no wall-clock threshold anywhere else);
-* a minute of load reports an RSS slope for every process.
+* a minute of load reports an RSS slope for every process;
+* ``--pack``: events packed 10 to a raw message are still counted one by one (an event left out of its pack is
+  reported lost, exactly that one; the malformed row, sent alone, is one dead letter).
 """
 
 from __future__ import annotations
@@ -89,3 +91,27 @@ def test_feed_written_back_round_trips(feed_path: Path, tmp_path: Path) -> None:
     again = read_raw_feed(path)
     assert again.bad_rows == () and len(again.frame) == len(good)
     assert write_feed(again.frame, tmp_path / "again.parquet").exists()
+
+
+def test_packed_load_is_counted_per_event(settings: Settings, feed_path: Path, unique: str, tmp_path: Path) -> None:
+    feed = read_raw_feed(feed_path)
+    source = f"lp{unique[:8]}"
+    load = build_load(feed, source=source, rate_per_s=300.0, speed=None, duration_s=15.0, products=4)
+    book_rows = np.flatnonzero(load.kind == 1)
+    omitted = int(book_rows[len(book_rows) // 3])
+    options = Options(duration_s=15.0, warmup_s=2.0, pack=10)
+    products = sorted({p for p in load.product.tolist() if p})
+    clock = int(load.ts_ns[load.kind != DAYAHEAD_KIND].min())
+    with LoadTest(settings, options, tmp_path, products=products, clock_ns=clock, source=source) as test:
+        result = test.run_phase(Phase("300/s packed", load, 300.0, omit=[omitted]))
+
+    c = result["counts"]
+    assert result["packed_messages"] < len(load) - 1
+    assert c["sent"] == c["confirmed"] == len(load) - 1  # events, in fewer messages
+    assert c["stored_lost"] == 1
+    assert c["stored_lost_examples"] == [f"message {omitted} (seq {int(load.seq[omitted])})"]
+    assert c["stored"] == c["stored_expected"] - 1 and c["stored_doubled"] == 0 and c["stored_unexpected"] == 0
+    assert c["dead_letters"] == c["dead_letters_expected"] == int((load.kind == -1).sum())
+    assert c["dead_letters_lost"] == 0 and c["dead_letters_doubled"] == 0
+    assert c["orders_expected"] > 0 and c["at_venue"] == c["decided"] == c["orders_expected"], c
+    assert c["at_venue_unexpected"] == 0
