@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -108,6 +109,10 @@ class Progress:
             sys.stderr.flush()
 
 
+def _ignore_interrupt() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run(args: argparse.Namespace) -> int:
     from cli.console import console, load_settings
     from wattflow.shutdown import stop_on_interrupt, stop_requested
@@ -154,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
             subprocess.Popen(bytewax_command(args.flow, tail=tail, batch_size=args.batch_size, workers=args.workers,
                                              recovery=args.recovery, snapshot_interval_s=args.snapshot_interval,
                                              process_id=i, addresses=addresses), env=env,
-                             start_new_session=True)  # the terminal's Ctrl-C is ours: we stop them (no Rust panic)
+                             # The terminal's Ctrl-C is ours: they ignore it and we stop them (no Rust panic). They stay
+                             # in our session, so a closed terminal or a killed parent still takes them down.
+                             preexec_fn=_ignore_interrupt)  # noqa: PLW1509 - no thread started yet in this process
             for i in range(args.processes)
         ]
         console.print(f"running {args.flow} in {args.processes} processes x {args.workers} worker(s): "
