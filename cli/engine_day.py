@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import collections
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +36,9 @@ from paper.exchange import PaperExchange
 from paper.messages import ExecutionReport, UnknownOrderError
 from wattflow.batches import RawBatch
 from wattflow.domain import NS_PER_SECOND
+from wattflow.events import Event
 from wattflow.execution import EngineOutput
-from wattflow.orders import Cancel, CancelAll, Submit
+from wattflow.orders import Cancel, CancelAll, Command, Submit
 from wattflow.settings import Settings
 from wattflow.signals import SignalRow
 
@@ -114,29 +115,37 @@ def run_engine_day(settings: Settings, frame: FeedFrame, *, step_s: float = 0.0,
     denials: collections.Counter[str] = collections.Counter()
     kinds: collections.Counter[str] = collections.Counter()
 
-    def apply(out: EngineOutput) -> None:
-        for event in out.events:
+    def count(events: list[Event]) -> None:
+        for event in events:
             kinds[event.kind] += 1
             if event.kind == "RISK_DENIED":
                 denials[str(event.detail["reason"])] += 1
+
+    def execute(command: Command) -> Sequence[ExecutionReport]:
+        """One engine command at the exchange; the executions it caused."""
+        if isinstance(command, Submit):
+            day.orders += 1
+            day.order_ids.append(command.client_order_id)
+            plan = command.plan
+            return exchange.submit(plan.client_order_id, plan.product, int(plan.side), plan.price_eur_per_mwh,
+                                   plan.quantity_mw, str(plan.tif),
+                                   display_quantity_mw=plan.display_quantity_mw).executions
+        if isinstance(command, Cancel):
+            try:
+                return exchange.cancel(command.client_order_id).executions
+            except UnknownOrderError:
+                return []
+        if isinstance(command, CancelAll):
+            return [r for cancelled in exchange.cancel_all(command.product) for r in cancelled.executions]
+        return []
+
+    def apply(out: EngineOutput) -> None:
+        """The commands, each command's reports handed back to the engine at once (no lag)."""
+        count(out.events)
         for command in out.commands:
-            if isinstance(command, Submit):
-                day.orders += 1
-                day.order_ids.append(command.client_order_id)
-                plan = command.plan
-                answer = exchange.submit(plan.client_order_id, plan.product, int(plan.side), plan.price_eur_per_mwh,
-                                         plan.quantity_mw, str(plan.tif),
-                                         display_quantity_mw=plan.display_quantity_mw)
-                apply(engine.on_reports([_report(r) for r in answer.executions]))
-            elif isinstance(command, Cancel):
-                try:
-                    answer = exchange.cancel(command.client_order_id)
-                except UnknownOrderError:
-                    continue
-                apply(engine.on_reports([_report(r) for r in answer.executions]))
-            elif isinstance(command, CancelAll):
-                for cancelled in exchange.cancel_all(command.product):
-                    apply(engine.on_reports([_report(r) for r in cancelled.executions]))
+            executions = execute(command)
+            if executions:  # on_reports of nothing is nothing
+                apply(engine.on_reports([_report(r) for r in executions]))
 
     if step_s <= 0:
         for row in signal_rows(settings, frame):
@@ -157,26 +166,10 @@ def run_engine_day(settings: Settings, frame: FeedFrame, *, step_s: float = 0.0,
             apply_later(out, held)
 
         def apply_later(out: EngineOutput, into: list[ExecutionReport]) -> None:
-            for event in out.events:
-                kinds[event.kind] += 1
-                if event.kind == "RISK_DENIED":
-                    denials[str(event.detail["reason"])] += 1
+            """The commands, their reports held for the next step (the lag)."""
+            count(out.events)
             for command in out.commands:
-                if isinstance(command, Submit):
-                    day.orders += 1
-                    day.order_ids.append(command.client_order_id)
-                    plan = command.plan
-                    into += exchange.submit(plan.client_order_id, plan.product, int(plan.side),
-                                            plan.price_eur_per_mwh, plan.quantity_mw, str(plan.tif),
-                                            display_quantity_mw=plan.display_quantity_mw).executions
-                elif isinstance(command, Cancel):
-                    try:
-                        into += exchange.cancel(command.client_order_id).executions
-                    except UnknownOrderError:
-                        continue
-                elif isinstance(command, CancelAll):
-                    for cancelled in exchange.cancel_all(command.product):
-                        into += cancelled.executions
+                into += execute(command)
 
         end_ns = 0
         for row in signal_rows(settings, frame):
